@@ -1,0 +1,1 @@
+"""Trace ingest: streaming capture reader (framing), field decoding, per-packet columns."""

@@ -1,0 +1,118 @@
+"""Atomic Parquet writes with the run's provenance in the schema metadata.
+
+A file only ever appears under its final name complete: it is written to a hidden temporary file
+in the same directory and ``os.replace``d into place when (and only when) writing finished. A
+crash, an exception or Ctrl-C leaves at most a ``.*.tmp`` file, never a file that looks complete.
+
+Provenance lives under one schema-metadata key, :data:`METADATA_KEY`, as JSON: the schema version,
+the tool version, the resolved configuration, parameters with provenance, and the input's SHA-256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import __version__
+
+#: Schema-metadata key holding the JSON provenance document.
+METADATA_KEY = b"pipeline"
+#: Version of the results layout; readers refuse other versions with a clear message.
+SCHEMA_VERSION = 1
+
+
+def provenance(extra: dict[str, Any]) -> dict[bytes, bytes]:
+    """Schema metadata for a results file: ``extra`` plus schema and tool versions, as JSON."""
+    doc = {"schema_version": SCHEMA_VERSION, "tool_version": __version__, **extra}
+    return {METADATA_KEY: json.dumps(doc, default=str, sort_keys=True).encode()}
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it to ``path`` only if the block succeeds."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_table_atomic(table: pa.Table, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
+                       *, compression: str = "zstd") -> Path:
+    """Write ``table`` to ``path`` atomically, adding the provenance metadata document."""
+    if metadata is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **provenance(metadata)})
+    with atomic_output(path) as tmp:
+        pq.write_table(table, tmp, compression=compression)
+    return Path(path)
+
+
+class AtomicParquetWriter:
+    """Stream record batches into one Parquet file that appears under its name only on ``commit``.
+
+    Use as a context manager: leaving the block normally commits, an exception discards.
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema, metadata: dict[str, Any] | None = None,
+                 *, compression: str = "zstd") -> None:
+        self.path = Path(path)
+        if metadata is not None:
+            schema = schema.with_metadata({**(schema.metadata or {}), **provenance(metadata)})
+        self.schema = schema
+        self._ctx = atomic_output(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression=compression)
+        self.rows = 0
+
+    def write(self, columns: dict[str, Any] | pa.RecordBatch | pa.Table) -> None:
+        if isinstance(columns, dict):
+            table = pa.Table.from_pydict(columns, schema=self.schema)
+        elif isinstance(columns, pa.RecordBatch):
+            table = pa.Table.from_batches([columns]).cast(self.schema)
+        else:
+            table = columns.cast(self.schema)
+        if table.num_rows:
+            self._writer.write_table(table)
+            self.rows += table.num_rows
+
+    def commit(self) -> Path:
+        self._writer.close()
+        self._ctx.__exit__(None, None, None)
+        return self.path
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        with contextlib.suppress(BaseException):
+            self._ctx.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
+
+    def __enter__(self) -> AtomicParquetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The provenance document of a results file written by this tool ({} when absent)."""
+    schema = pq.read_schema(path)
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    return json.loads(raw) if raw else {}
