@@ -34,7 +34,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-out = Console(highlight=False, soft_wrap=True)
+# Wide enough for addresses and numbers when piped (rich falls back to 80 columns otherwise).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -150,11 +151,27 @@ def inspect(
         out.print(ft)
 
 
+def _fast_exit(code: int) -> None:
+    """Exit without interpreter teardown (saves ~0.1-0.2 s of module finalisation per run).
+
+    Only after a command finished: every output file is already closed and renamed into place.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning user errors into one line and an exit code."""
     try:
         rv = app(args=argv, standalone_mode=False)
-        sys.exit(rv if isinstance(rv, int) else 0)
+        code = rv if isinstance(rv, int) else 0
+        if argv is None:
+            _fast_exit(code)
+        sys.exit(code)
     except PipelineError as e:
         err.print(f"pipeline: error: {e}", markup=False)
         sys.exit(e.exit_code)

@@ -105,6 +105,7 @@ BASE_PORT=5201
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/plcap.XXXXXX")
 PIDS=()
+TMP_PCAP=""
 
 cleanup() {
     local pid
@@ -114,9 +115,11 @@ cleanup() {
     ip netns del "$NS_S" 2>/dev/null || true   # deleting a namespace also deletes its veth end
     ip link del "$VETH_C" 2>/dev/null || true
     rm -rf "$WORK"
+    if [[ -n $TMP_PCAP ]]; then rm -f "$TMP_PCAP"; fi   # never leave a half-written capture
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # Remove leftovers of an earlier run, then build the two namespaces and the veth pair.
 cleanup
@@ -176,6 +179,7 @@ for i in "${!SERVER_ADDRS[@]}"; do
     cp "$WORK/client$i.json" "$dst"
 done
 mv -f "$TMP_PCAP" "$OUT"
+TMP_PCAP=""
 
 echo "capture.sh: wrote $OUT ($(stat -c %s "$OUT") bytes)"
 echo "capture.sh: command: $0 ${ORIG_ARGS[*]}"

@@ -1,0 +1,355 @@
+"""The numba replay kernel: one architecture, one chunk of host packets, K time-compression factors.
+
+Model (DESIGN.md section 3), per factor k (arrival time t = (ts - t0) / factor[k], ns relative to t0,
+so float64 keeps ns precision):
+
+- NIC queues (0 = RX, 1 = TX completion): a packet joins the open batch of its queue if it arrives no
+  later than the batch's fire time and the NAPI budget is not exceeded; otherwise it opens a new batch
+  whose fire time is ``max(t + delay[q], last_fire[q] + 1e9 / itr)`` (e1000 throttle + absolute delay),
+  or, when the previous batch was closed by the budget, NAPI's next poll at the previous fire time.
+  ``nic`` per-batch costs are charged to the batch's first packet. ``backend`` batches: the first
+  packet of a guest (and direction) in a NIC batch. ``guest`` batches (event / virtual interrupt):
+  a new backend batch that finds the guest's previous packet already completed (an idle guest).
+- Descriptor rings: a circular array of the release times of the last R descriptors per queue; an
+  RX packet needing n descriptors is dropped (no cycles) if the n-th oldest is still held at time t;
+  a TX packet waits for it instead (the sender's queue holds it: backpressure, not loss).
+- CPUs are single servers with a busy-until time. RX work starts at the batch's fire time, TX work at
+  the packet's own time; each stage starts when both the packet and the stage's CPU are ready.
+  A stage in a domain (dom0 = 0, guest g = 1 + g) on a CPU last in another domain charges one domain
+  switch, at most once per (CPU, domain, NIC batch).
+- Saturation passes (``stop_infeasible``): a factor is abandoned at its first drop or as soon as a
+  CPU has been charged more cycles than ``cap_cycles[k]`` (it can no longer be feasible).
+- Bridge stages learn the source (remote MAC, or the guest's vif) in an open-addressing MAC table
+  with ageing, and flood to all other ports when the destination is unknown.
+- The link serialises frames in each direction (``link_ns_per_byte``): an RX frame arrives no earlier
+  than the previous one plus its own transmission time (a capture from a faster medium, or a
+  compressed replay, cannot deliver frames faster than the modeled NIC's link); a TX frame leaves
+  after the previous one, and its descriptor is released when it has left.
+
+All parameters come in as arguments (numba freezes globals). State arrays carry everything between
+chunks, so results do not depend on the chunk size. With ``detail``, factor 0 also accumulates the
+per (guest, direction) sums (``acc_rows``, ``acc_ctx``, ``acc_cpu_row``, ``lat_hist``); with
+``write_out`` as well, it writes every element of the per-packet outputs (so they may be reused
+``np.empty`` buffers): cycles per component, completion time (absolute ns, -1 when dropped), dropped.
+
+Consecutive stages of one context form a run (registry.CompiledArch): a run is scheduled as one CPU
+step, with the same timing as stage by stage; the per-component split is only computed for the
+detailed factor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+N_COMPONENTS = 8
+DOMAIN_SWITCH_COMPONENT = 4  # components.COMPONENT_INDEX["domain_switch"]
+GUEST_KEY_BASE = np.uint64(1) << np.uint64(62)
+NIC_FIRE, NIC_COUNT, NIC_LAST_FIRE, NIC_BATCH, NIC_FULL = 0, 1, 2, 3, 4
+NIC_STATE_WIDTH = 5
+#: per (guest, direction) row sums of the detailed factor: acc_rows[g, d, ROW_*]
+ROW_PACKETS, ROW_FRAMES, ROW_WIRE, ROW_PAYLOAD, ROW_DELIVERED_WIRE, ROW_DROPS, ROW_CYCLES = 0, 1, 2, 3, 4, 5, 6
+ROW_WIDTH = ROW_CYCLES + N_COMPONENTS
+#: latency histogram: LAT_SUB bins per octave of (latency_ns + 1), LAT_BINS bins
+LAT_SUB = 8
+LAT_BINS = LAT_SUB * 64
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hash_slot(key, mask):
+    h = key ^ (key >> np.uint64(31))
+    h = h * np.uint64(0x9E3779B97F4A7C15)
+    h = h ^ (h >> np.uint64(29))
+    return np.int64(h & np.uint64(mask))
+
+
+@njit(cache=True, nogil=True)
+def _bridge_learn(keys, ports, seen, k, key, port, t, ageing_ns):
+    """Learn ``key`` on ``port`` at time t. Returns 1 if it was new, moved or aged out, else 0."""
+    cap = keys.shape[1]
+    mask = cap - 1
+    slot = _hash_slot(key, mask)
+    free = -1
+    for _ in range(cap):
+        kk = keys[k, slot]
+        if kk == key:
+            fresh = (t - seen[k, slot]) <= ageing_ns
+            moved = ports[k, slot] != port
+            ports[k, slot] = port
+            seen[k, slot] = t
+            return 0 if (fresh and not moved) else 1
+        if kk == 0:
+            if free < 0:
+                free = slot
+            break
+        if free < 0 and (t - seen[k, slot]) > ageing_ns:
+            free = slot
+        slot = (slot + 1) & mask
+    if free >= 0:
+        keys[k, free] = key
+        ports[k, free] = port
+        seen[k, free] = t
+    return 1
+
+
+@njit(cache=True, nogil=True)
+def _bridge_known(keys, seen, k, key, t, ageing_ns):
+    """True if ``key`` is in the table and not aged out at time t."""
+    cap = keys.shape[1]
+    mask = cap - 1
+    slot = _hash_slot(key, mask)
+    for _ in range(cap):
+        kk = keys[k, slot]
+        if kk == key:
+            return (t - seen[k, slot]) <= ageing_ns
+        if kk == 0:
+            return False
+        slot = (slot + 1) & mask
+    return False
+
+
+@njit(cache=True, nogil=True)
+def replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remote_key,
+                  stage_comp, stage_cost,
+                  n_runs, run_first, run_end, run_ctx, run_cost, run_bridge, run_bridge_comp, run_release,
+                  ctx_cpu,
+                  clock_hz, domain_switch_cycles, itr_interval_ns, nic_delay_ns, budget,
+                  link_ns_per_byte, bridge_learn_cycles, bridge_flood_cycles, bridge_ageing_ns, n_ports,
+                  factors, t0_ns,
+                  nic_state, cpu_busy, cpu_dom, switch_mark, ring_release, ring_head,
+                  guest_backend_batch, guest_last_done, link_free, bridge_keys, bridge_ports, bridge_seen,
+                  batch_counter,
+                  acc_cpu_cycles, acc_drops, acc_last_done, acc_ctx, acc_cpu_row, acc_rows, lat_hist,
+                  stop_infeasible, cap_cycles, dead,
+                  detail, write_out, out_cycles, out_completion, out_dropped):
+    n = ts_ns.shape[0]
+    n_factors = factors.shape[0]
+    ring_size = ring_release.shape[2]
+    ns_per_cycle = 1e9 / clock_hz
+    inv_factor = np.empty(n_factors)
+    for k in range(n_factors):
+        inv_factor[k] = 1.0 / factors[k]
+    comp_acc = np.zeros(N_COMPONENTS)
+    for i in range(n):
+        d = direction[i]
+        g = guest[i]
+        ns_i = nseg[i]
+        wire = wire_bytes[i]
+        payload = payload_bytes[i]
+        rel_ts = np.float64(ts_ns[i] - t0_ns)
+        for k in range(n_factors):
+            if dead[k] != 0:
+                continue
+            t = rel_ts * inv_factor[k]
+            if d == 0:
+                # the NIC cannot receive faster than the link: frames arrive serialised
+                t = max(t, link_free[k, 0] + wire * link_ns_per_byte)
+                link_free[k, 0] = t
+            # ---- descriptor ring
+            head = ring_head[k, d]
+            oldest = head + ns_i - 1
+            if oldest >= ring_size:
+                oldest -= ring_size
+            if d == 1 and ns_i <= ring_size:
+                # TX ring full: the sender's queue holds the packet until descriptors free (backpressure)
+                t = max(t, ring_release[k, d, oldest])
+            if ns_i > ring_size or ring_release[k, d, oldest] > t:
+                acc_drops[k] += 1
+                if stop_infeasible:
+                    dead[k] = 1
+                if detail and k == 0:
+                    acc_rows[g, d, ROW_PACKETS] += 1.0
+                    acc_rows[g, d, ROW_FRAMES] += ns_i
+                    acc_rows[g, d, ROW_WIRE] += wire
+                    acc_rows[g, d, ROW_PAYLOAD] += payload
+                    acc_rows[g, d, ROW_DROPS] += 1.0
+                    if write_out:
+                        out_dropped[i] = True
+                        out_completion[i] = -1
+                        for c in range(N_COMPONENTS):
+                            out_cycles[c, i] = 0.0
+                continue
+            # ---- NIC batch (interrupt moderation, NAPI budget)
+            fire = nic_state[k, d, NIC_FIRE]
+            count = nic_state[k, d, NIC_COUNT]
+            new_nic = True
+            if count > 0 and t <= fire and count + ns_i <= budget:
+                new_nic = False
+                nic_state[k, d, NIC_COUNT] = count + ns_i
+            else:
+                if count > 0 and t <= fire:
+                    new_fire = fire  # budget exhausted: NAPI polls again, no new interrupt
+                else:
+                    new_fire = max(t + nic_delay_ns[d], nic_state[k, d, NIC_LAST_FIRE] + itr_interval_ns)
+                    nic_state[k, d, NIC_LAST_FIRE] = new_fire
+                nic_state[k, d, NIC_FIRE] = new_fire
+                nic_state[k, d, NIC_COUNT] = ns_i
+                batch_counter[k] += 1
+                nic_state[k, d, NIC_BATCH] = batch_counter[k]
+                fire = new_fire
+            bid = np.int64(nic_state[k, d, NIC_BATCH])
+            new_backend = guest_backend_batch[k, g, d] != bid
+            if new_backend:
+                guest_backend_batch[k, g, d] = bid
+            ready = fire if d == 0 else t
+            new_guest = new_backend and ready > guest_last_done[k, g, d]
+            release_t = ready
+            first_detail = detail and k == 0
+            if first_detail:
+                for c in range(N_COMPONENTS):
+                    comp_acc[c] = 0.0
+            # ---- runs of stages (same context: one CPU step)
+            for r in range(n_runs[d]):
+                cyc = run_cost[d, r, 0] * ns_i + run_cost[d, r, 1] * wire + run_cost[d, r, 2] * payload
+                if new_nic:
+                    cyc += run_cost[d, r, 3]
+                if new_backend:
+                    cyc += run_cost[d, r, 4]
+                if new_guest:
+                    cyc += run_cost[d, r, 5]
+                extra = 0.0
+                if run_bridge[d, r] != 0:
+                    gkey = GUEST_KEY_BASE | np.uint64(g)
+                    if d == 0:
+                        src = remote_key[i]
+                        src_port = 0
+                        dst = gkey
+                    else:
+                        src = gkey
+                        src_port = 1 + g
+                        dst = remote_key[i]
+                    if _bridge_learn(bridge_keys, bridge_ports, bridge_seen, k, src, src_port, t,
+                                     bridge_ageing_ns) != 0:
+                        extra += bridge_learn_cycles
+                    if not _bridge_known(bridge_keys, bridge_seen, k, dst, t, bridge_ageing_ns):
+                        extra += bridge_flood_cycles * (n_ports - 1)
+                ctx = run_ctx[d, r]
+                cpu = ctx_cpu[ctx] if ctx < 3 else ctx_cpu[3 + g]
+                ds = 0.0
+                if ctx >= 2:
+                    dom = 0 if ctx == 2 else 1 + g
+                    cd = cpu_dom[k, cpu]
+                    if cd != dom:
+                        if cd >= 0 and switch_mark[k, cpu, dom] != bid:
+                            ds = domain_switch_cycles
+                            switch_mark[k, cpu, dom] = bid
+                        cpu_dom[k, cpu] = dom
+                total = cyc + extra + ds
+                busy = cpu_busy[k, cpu]
+                start = ready if ready > busy else busy
+                ready = start + total * ns_per_cycle
+                cpu_busy[k, cpu] = ready
+                acc_cpu_cycles[k, cpu] += total
+                if stop_infeasible and acc_cpu_cycles[k, cpu] > cap_cycles[k]:
+                    dead[k] = 1
+                if first_detail:
+                    acc_ctx[g, d, ctx] += total
+                    acc_cpu_row[g, d, cpu] += total
+                    for s in range(run_first[d, r], run_end[d, r]):
+                        sc = stage_cost[d, s, 0] * ns_i + stage_cost[d, s, 1] * wire + stage_cost[d, s, 2] * payload
+                        if new_nic:
+                            sc += stage_cost[d, s, 3]
+                        if new_backend:
+                            sc += stage_cost[d, s, 4]
+                        if new_guest:
+                            sc += stage_cost[d, s, 5]
+                        comp_acc[stage_comp[d, s]] += sc
+                    comp_acc[run_bridge_comp[d, r]] += extra
+                    comp_acc[DOMAIN_SWITCH_COMPONENT] += ds
+                if r == run_release[d]:
+                    release_t = ready
+            completion = ready
+            if d == 1:
+                link_start = max(release_t, link_free[k, 1])
+                link_free[k, 1] = link_start + wire * link_ns_per_byte
+                release_t = link_free[k, 1]
+                completion = max(completion, release_t)
+            slot = head
+            for _j in range(ns_i):
+                ring_release[k, d, slot] = release_t
+                slot += 1
+                if slot == ring_size:
+                    slot = 0
+            ring_head[k, d] = slot
+            guest_last_done[k, g, d] = completion
+            if completion > acc_last_done[k]:
+                acc_last_done[k] = completion
+            if first_detail:
+                acc_rows[g, d, ROW_PACKETS] += 1.0
+                acc_rows[g, d, ROW_FRAMES] += ns_i
+                acc_rows[g, d, ROW_WIRE] += wire
+                acc_rows[g, d, ROW_PAYLOAD] += payload
+                acc_rows[g, d, ROW_DELIVERED_WIRE] += wire
+                for c in range(N_COMPONENTS):
+                    acc_rows[g, d, ROW_CYCLES + c] += comp_acc[c]
+                lat = completion - rel_ts
+                if lat < 0.0:
+                    lat = 0.0
+                b = np.int64(np.log2(lat + 1.0) * LAT_SUB)
+                if b >= LAT_BINS:
+                    b = LAT_BINS - 1
+                lat_hist[g, d, b] += 1
+                if write_out:
+                    out_completion[i] = np.int64(completion) + t0_ns
+                    out_dropped[i] = False
+                    for c in range(N_COMPONENTS):
+                        out_cycles[c, i] = comp_acc[c]
+
+
+NEG_INF_NS = -1.0e18
+
+
+class KernelState:
+    """State arrays of :func:`replay_kernel` for one architecture and K compression factors."""
+
+    def __init__(self, factors: np.ndarray, n_cpus: int, n_guests: int, ring_size: int,
+                 bridge_capacity: int) -> None:
+        k = len(factors)
+        self.factors = np.asarray(factors, np.float64)
+        self.nic_state = np.zeros((k, 2, NIC_STATE_WIDTH), np.float64)
+        self.nic_state[:, :, NIC_LAST_FIRE] = NEG_INF_NS
+        self.nic_state[:, :, NIC_FIRE] = NEG_INF_NS
+        self.cpu_busy = np.full((k, n_cpus), NEG_INF_NS, np.float64)
+        self.cpu_dom = np.full((k, n_cpus), -1, np.int64)
+        self.switch_mark = np.full((k, n_cpus, 1 + n_guests), -1, np.int64)
+        self.ring_release = np.full((k, 2, ring_size), NEG_INF_NS, np.float64)
+        self.ring_head = np.zeros((k, 2), np.int64)
+        self.guest_backend_batch = np.full((k, n_guests, 2), -1, np.int64)
+        self.guest_last_done = np.full((k, n_guests, 2), NEG_INF_NS, np.float64)
+        self.link_free = np.full((k, 2), NEG_INF_NS, np.float64)
+        self.bridge_keys = np.zeros((k, bridge_capacity), np.uint64)
+        self.bridge_ports = np.zeros((k, bridge_capacity), np.int64)
+        self.bridge_seen = np.full((k, bridge_capacity), NEG_INF_NS, np.float64)
+        self.batch_counter = np.zeros(k, np.int64)
+        self.acc_cpu_cycles = np.zeros((k, n_cpus), np.float64)
+        self.acc_drops = np.zeros(k, np.int64)
+        self.acc_last_done = np.full(k, NEG_INF_NS, np.float64)
+        self.acc_ctx = np.zeros((n_guests, 2, 4), np.float64)
+        self.acc_cpu_row = np.zeros((n_guests, 2, n_cpus), np.float64)
+        self.acc_rows = np.zeros((n_guests, 2, ROW_WIDTH), np.float64)
+        self.lat_hist = np.zeros((n_guests, 2, LAT_BINS), np.int64)
+        # saturation passes: a factor is abandoned once it is infeasible (a drop, or a CPU's cycles
+        # beyond cap_cycles = clock x compressed span)
+        self.stop_infeasible = False
+        self.cap_cycles = np.full(k, np.inf)
+        self.dead = np.zeros(k, np.int8)
+
+
+def run_kernel(arch, st: KernelState, *, ts_ns, direction, guest, wire_bytes, payload_bytes, nseg,
+               remote_key, ctx_cpu, clock_hz, itr_interval_ns, nic_delay_ns, budget, link_ns_per_byte,
+               n_ports, t0_ns, detail, write_out, out_cycles, out_completion, out_dropped) -> None:
+    """Call :func:`replay_kernel` for ``arch`` (a registry.CompiledArch) with state ``st``."""
+    replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remote_key,
+                  arch.stage_comp, arch.stage_cost,
+                  arch.n_runs, arch.run_first, arch.run_end, arch.run_ctx, arch.run_cost, arch.run_bridge,
+                  arch.run_bridge_comp, arch.run_release, ctx_cpu,
+                  float(clock_hz), float(arch.domain_switch_cycles), float(itr_interval_ns), nic_delay_ns,
+                  float(budget), float(link_ns_per_byte), float(arch.bridge_learn_cycles),
+                  float(arch.bridge_flood_cycles), float(arch.bridge_ageing_ns), int(n_ports),
+                  st.factors, np.int64(t0_ns),
+                  st.nic_state, st.cpu_busy, st.cpu_dom, st.switch_mark, st.ring_release, st.ring_head,
+                  st.guest_backend_batch, st.guest_last_done, st.link_free, st.bridge_keys, st.bridge_ports,
+                  st.bridge_seen, st.batch_counter,
+                  st.acc_cpu_cycles, st.acc_drops, st.acc_last_done, st.acc_ctx, st.acc_cpu_row,
+                  st.acc_rows, st.lat_hist, bool(st.stop_infeasible), st.cap_cycles, st.dead,
+                  bool(detail), bool(write_out), out_cycles, out_completion, out_dropped)

@@ -1,0 +1,613 @@
+"""Replay a trace through the architectures' cost models: the library entry the API and CLI call.
+
+Interface::
+
+    @dataclass
+    class ReplayConfig:            # everything resolved; to_dict() is JSON-safe (Parquet metadata)
+        archs: list[str] = ["linux", "xen", "dbnet", "xen1"]
+        params: str = "xeon-2.4ghz-e1000"       # bundled parameter set name or a TOML path
+        param_overrides: str | dict | None = None  # --params FILE (or {name: value}): overrides any value
+        arch_files: list[str] = []               # --arch-file: extra / replacement architectures
+        hosts: list[str] = []                    # --host ADDR|CIDR|MAC
+        guests: list[str] = []                   # --guest NAME=ADDR|CIDR|MAC
+        n_guests: int | None = None              # --guests N
+        segments: str = "captured"               # "captured" | "mss" (split TSO/GRO super-segments)
+        mtu: int = 1500                          # frame size limit for segments="mss"
+        link_bps: float = 1e9
+        placement: str = "shared"                # "shared" | "split" | "per-guest"
+        ring_size: int | None = None             # None: the parameter set's ring_size (e1000: 256)
+        chunk_packets: int = 1 << 20
+        saturation: bool = True
+        saturation_tol: float = 0.02             # relative width of the final saturation bracket
+        cache_packets: int = 4_000_000           # keep prepared packets in memory up to this many
+        threads: int | None = None               # kernel threads (None: min(2, CPUs)); results do not depend on it
+
+    run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: ReplayConfig, *,
+               packet_sink: Callable[[str, dict[str, np.ndarray]], None] | None = None,
+               progress: Callable[[str, int], None] | None = None) -> ReplayResult
+
+    ReplayResult: summary (DataFrame, SUMMARY_COLUMNS), mapping (dict), config (dict),
+                  params (list of dicts with provenance), trace (dict), warnings (list[str]),
+                  saturation (dict arch -> {factor, limited_by, passes}), guest_names, kernel_ns_per_packet
+
+``packet_sink(arch, columns)`` receives per-packet results chunk by chunk (PACKET_RESULT_COLUMNS).
+The arrays are reused for the next chunk (fresh arrays per chunk cost more in page faults than the
+model): consume or copy them before returning. Columns:
+packet_index (int64, index in the trace), ts_ns (int64), direction (int8: 0 rx, 1 tx), guest (int32,
+index into ReplayResult.guest_names), cycles_<component> (float64 each), completion_ns (int64, -1 when
+dropped), dropped (bool). Only the modeled host's packets appear.
+
+Metrics (one summary row per arch x guest (names and "all") x direction (rx, tx, all)): packets,
+frames (NIC frames: > packets with segments="mss"), wire_bytes, payload_bytes, cycles_total,
+cycles_per_packet, cycles_per_byte (per wire byte), cycles_<component>, cpu_util (cycles / (clock x
+trace span), fraction of one CPU), cpu_util_<context>, cpu_util_cpu<i>, delivered_bps (wire bits of
+delivered packets / span), saturation_bps (this row's wire bits x the saturation factor / span),
+drops, latency_p50_ns, latency_p99_ns (log-binned histogram, about 4 % resolution).
+
+Saturation: the trace is replayed compressed by factors k (arrival times divided by k). A factor is
+feasible when nothing is dropped and no CPU is busy more than the compressed span. The search
+first tries the link cap itself (link_bps over the busier direction's wire rate; one simulation), then
+brackets the largest feasible factor with 12 factors per pass, each its own simulation in the same
+pass over the trace (a factor is abandoned as soon as it is infeasible), until the bracket is
+narrower than ``saturation_tol``; the feasible end is reported with what limited it (link, cpu, drops).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import OptionError
+from pipeline.ingest.columns import PacketChunk
+from pipeline.kernels.replay_kernel import (
+    LAT_SUB,
+    ROW_CYCLES,
+    ROW_DELIVERED_WIRE,
+    ROW_DROPS,
+    ROW_FRAMES,
+    ROW_PACKETS,
+    ROW_PAYLOAD,
+    ROW_WIRE,
+    KernelState,
+    run_kernel,
+)
+from pipeline.models.components import COMPONENTS, CONTEXTS, DIRECTIONS
+from pipeline.models.mapping import Mapping, resolve_mapping
+from pipeline.models.params import DEFAULT_PARAMS, ParamSet, load_params
+from pipeline.models.registry import (
+    DEFAULT_ARCHS,
+    HOST_PARAMS,
+    CompiledArch,
+    compile_architecture,
+    get_architecture,
+    load_arch_file,
+    register_architecture,
+)
+
+SEGMENT_MODES = ("captured", "mss")
+PLACEMENTS = ("shared", "split", "per-guest")
+PACKET_RESULT_COLUMNS: tuple[str, ...] = (
+    ("packet_index", "ts_ns", "direction", "guest")
+    + tuple(f"cycles_{c}" for c in COMPONENTS) + ("completion_ns", "dropped"))
+_SAT_GRID = 12
+
+
+@dataclass
+class ReplayConfig:
+    """Everything a replay needs, resolved (see the module docstring)."""
+
+    archs: list[str] = field(default_factory=lambda: list(DEFAULT_ARCHS))
+    params: str = DEFAULT_PARAMS
+    param_overrides: str | dict[str, Any] | None = None
+    arch_files: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    guests: list[str] = field(default_factory=list)
+    n_guests: int | None = None
+    segments: str = "captured"
+    mtu: int = 1500
+    link_bps: float = 1e9
+    placement: str = "shared"
+    ring_size: int | None = None
+    chunk_packets: int = 1 << 20
+    saturation: bool = True
+    saturation_tol: float = 0.02
+    cache_packets: int = 4_000_000
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["arch_files"] = [str(p) for p in self.arch_files]
+        po = self.param_overrides
+        d["param_overrides"] = None if po is None else (dict(po) if isinstance(po, dict) else str(po))
+        d["params"] = str(self.params)
+        return d
+
+    def validate(self) -> None:
+        if self.segments not in SEGMENT_MODES:
+            raise OptionError(f"--segments must be one of {', '.join(SEGMENT_MODES)}, not {self.segments!r}")
+        if self.placement not in PLACEMENTS:
+            raise OptionError(f"--placement must be one of {', '.join(PLACEMENTS)}, not {self.placement!r}")
+        if not self.link_bps > 0:
+            raise OptionError(f"--link-bps must be > 0, not {self.link_bps}")
+        if self.ring_size is not None and self.ring_size < 1:
+            raise OptionError(f"--ring-size must be >= 1, not {self.ring_size}")
+        if self.mtu < 68:
+            raise OptionError(f"--mtu must be >= 68, not {self.mtu}")
+        if self.chunk_packets < 1:
+            raise OptionError(f"chunk_packets must be >= 1, not {self.chunk_packets}")
+        if not self.archs:
+            raise OptionError("no architecture selected")
+        if self.threads is not None and self.threads < 1:
+            raise OptionError(f"threads must be >= 1, not {self.threads}")
+        if not 0 < self.saturation_tol < 1:
+            raise OptionError(f"saturation_tol must be in (0, 1), not {self.saturation_tol}")
+
+
+@dataclass
+class ReplayResult:
+    summary: pd.DataFrame
+    mapping: dict[str, Any]
+    config: dict[str, Any]
+    params: list[dict[str, Any]]
+    trace: dict[str, Any]
+    warnings: list[str]
+    saturation: dict[str, dict[str, Any]]
+    guest_names: list[str]
+    kernel_ns_per_packet: dict[str, float]
+
+
+@dataclass
+class HostPackets:
+    """The modeled host's packets of one chunk, as the kernel's inputs."""
+
+    index: np.ndarray        # int64, packet index in the trace
+    ts_ns: np.ndarray        # int64
+    direction: np.ndarray    # int8
+    guest: np.ndarray        # int32
+    wire_bytes: np.ndarray   # float64 (all frames when split)
+    payload_bytes: np.ndarray  # float64
+    nseg: np.ndarray         # int64 frames per packet
+    remote_key: np.ndarray   # uint64
+
+    def __len__(self) -> int:
+        return int(self.ts_ns.shape[0])
+
+
+def prepare_chunk(chunk: PacketChunk, mapping: Mapping, segments: str, mtu: int) -> tuple[HostPackets, int]:
+    """Map a chunk to the host's packets (and the number left out)."""
+    direction, guest, remote_key = mapping.classify(chunk)
+    keep = direction >= 0
+    wire = chunk.wire_len[keep].astype(np.float64)
+    payload = chunk.payload_len[keep].astype(np.float64)
+    nseg = np.ones(int(keep.sum()), np.int64)
+    if segments == "mss":
+        # a TCP super-segment becomes ceil(payload / mss) frames of at most mtu bytes of IP packet
+        hdr_ip = chunk.ip_total_len[keep].astype(np.float64) - payload  # IP + TCP header bytes
+        mss = np.maximum(float(mtu) - hdr_ip, 1.0)
+        tcp = (chunk.ip_proto[keep] == 6) & (payload > mss)
+        frames = np.where(tcp, np.ceil(payload / mss), 1.0)
+        hdr_wire = np.maximum(wire - payload, 0.0)
+        wire = np.where(tcp, payload + frames * hdr_wire, wire)
+        nseg = frames.astype(np.int64)
+    idx = np.flatnonzero(keep).astype(np.int64) + int(chunk.first_index)
+    hp = HostPackets(index=idx, ts_ns=chunk.ts_ns[keep].astype(np.int64), direction=direction[keep],
+                     guest=guest[keep], wire_bytes=wire, payload_bytes=payload, nseg=nseg,
+                     remote_key=remote_key[keep])
+    return hp, int(len(chunk) - len(hp))
+
+
+class _Source:
+    """Re-iterable source of PacketChunks: a path (re-read per pass) or chunks in memory."""
+
+    def __init__(self, trace: Any, chunk_packets: int) -> None:
+        self.trace = trace
+        self.chunk_packets = chunk_packets
+        self.info: dict[str, Any] = {}
+        self.warnings: list[str] = []
+
+    def chunks(self, progress: Callable[[str, int], None] | None = None) -> Iterator[PacketChunk]:
+        t = self.trace
+        if isinstance(t, PacketChunk):
+            self.info = {"path": None, "packets": len(t)}
+            yield t
+            return
+        if isinstance(t, str | Path):
+            from pipeline.ingest import open_trace
+
+            with open_trace(t, chunk_packets=self.chunk_packets) as reader:
+                for ch in reader:
+                    yield ch
+                self.info = reader.info.to_dict()
+                self.warnings = list(reader.info.warnings)
+            return
+        n = 0
+        for ch in t:
+            n += len(ch)
+            yield ch
+        self.info = {"path": None, "packets": n}
+
+
+@dataclass
+class _Host:
+    clock_hz: float
+    itr_interval_ns: float
+    nic_delay_ns: np.ndarray
+    budget: float
+    ring_size: int
+    n_cpus: int
+    ctx_cpu: np.ndarray
+
+
+def _host_setup(params: ParamSet, config: ReplayConfig, n_guests: int) -> _Host:
+    clock = params.number("clock_hz")
+    itr = params.number("itr_per_s")
+    rx_delay = max(params.number("rx_delay_ns"), 0.0)
+    rx_abs = params.number("rx_abs_delay_ns")
+    rx_delay = min(rx_delay, rx_abs) if rx_abs > 0 else rx_delay
+    ring = int(config.ring_size if config.ring_size is not None else params.number("ring_size"))
+    if config.placement == "shared":
+        cpus = [0, 0, 0] + [0] * n_guests
+    elif config.placement == "split":
+        cpus = [0, 0, 0] + [1] * n_guests
+    else:
+        cpus = [0, 0, 0] + [1 + g for g in range(n_guests)]
+    return _Host(clock_hz=clock, itr_interval_ns=1e9 / itr if itr > 0 else 0.0,
+                 nic_delay_ns=np.array([rx_delay, params.number("tx_delay_ns")], np.float64),
+                 budget=params.number("napi_budget"), ring_size=ring, n_cpus=max(cpus) + 1,
+                 ctx_cpu=np.array(cpus, np.int64))
+
+
+class _OutBuffers:
+    """Per-packet output arrays of one architecture, reused from chunk to chunk.
+
+    Fresh multi-megabyte arrays per chunk cost more in page faults than the model itself, so the
+    arrays handed to ``packet_sink`` are views into these buffers: valid until the sink returns.
+    """
+
+    def __init__(self) -> None:
+        self.cap = 0
+
+    def get(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if n > self.cap:
+            self.cap = n
+            self.cycles = np.empty((len(COMPONENTS), n), np.float64)
+            self.completion = np.empty(n, np.int64)
+            self.dropped = np.empty(n, np.bool_)
+        return self.cycles[:, :n], self.completion[:n], self.dropped[:n]
+
+
+_NO_OUT = (np.empty((len(COMPONENTS), 0), np.float64), np.empty(0, np.int64), np.empty(0, np.bool_))
+
+
+def _run(arch: CompiledArch, host: _Host, st: KernelState, hp: HostPackets, t0_ns: int, link_bps: float,
+         n_guests: int, detail: bool, out: _OutBuffers | None = None) -> dict[str, np.ndarray] | None:
+    n = len(hp)
+    cyc, comp, drop = out.get(n) if out is not None else _NO_OUT
+    run_kernel(arch, st, ts_ns=hp.ts_ns, direction=hp.direction, guest=hp.guest, wire_bytes=hp.wire_bytes,
+               payload_bytes=hp.payload_bytes, nseg=hp.nseg, remote_key=hp.remote_key,
+               ctx_cpu=host.ctx_cpu, clock_hz=host.clock_hz, itr_interval_ns=host.itr_interval_ns,
+               nic_delay_ns=host.nic_delay_ns, budget=host.budget, link_ns_per_byte=8e9 / link_bps,
+               n_ports=n_guests + 1, t0_ns=t0_ns, detail=detail, write_out=out is not None, out_cycles=cyc,
+               out_completion=comp, out_dropped=drop)
+    if out is None:
+        return None
+    cols: dict[str, np.ndarray] = {
+        "packet_index": hp.index, "ts_ns": hp.ts_ns, "direction": hp.direction, "guest": hp.guest}
+    for ci, c in enumerate(COMPONENTS):
+        cols[f"cycles_{c}"] = cyc[ci]
+    cols["completion_ns"] = comp
+    cols["dropped"] = drop
+    return cols
+
+
+def _percentile(hist: np.ndarray, q: float) -> float:
+    """Latency at quantile q from the kernel's log-binned histogram (bin centre, ~4 % wide)."""
+    total = hist.sum()
+    if total <= 0:
+        return float("nan")
+    c = np.cumsum(hist)
+    b = int(np.searchsorted(c, q * total))
+    return float(2.0 ** ((b + 0.5) / LAT_SUB) - 1.0)
+
+
+def _feasible(st: KernelState, clock_hz: float, span_ns: float) -> np.ndarray:
+    scaled_s = span_ns / st.factors / 1e9
+    util = st.acc_cpu_cycles / clock_hz / scaled_s[:, None]
+    return (st.dead == 0) & (st.acc_drops == 0) & (util.max(axis=1) <= 1.0)
+
+
+def _merge_states(sts: list[KernelState]) -> KernelState:
+    """The factor-wise results of several saturation states, concatenated (for _feasible)."""
+    if len(sts) == 1:
+        return sts[0]
+    m = KernelState(np.concatenate([s.factors for s in sts]), sts[0].cpu_busy.shape[1], 1, 1, 1)
+    m.acc_cpu_cycles = np.concatenate([s.acc_cpu_cycles for s in sts])
+    m.acc_drops = np.concatenate([s.acc_drops for s in sts])
+    m.dead = np.concatenate([s.dead for s in sts])
+    return m
+
+
+def _sat_state(factors: np.ndarray, host: _Host, n_guests: int, arch: CompiledArch, span_ns: float) -> KernelState:
+    st = KernelState(factors, host.n_cpus, n_guests, host.ring_size, arch.bridge_capacity)
+    st.stop_infeasible = True
+    st.cap_cycles = host.clock_hz * (span_ns / st.factors / 1e9)
+    return st
+
+
+def run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: ReplayConfig, *,
+               packet_sink: Callable[[str, dict[str, np.ndarray]], None] | None = None,
+               progress: Callable[[str, int], None] | None = None) -> ReplayResult:
+    """Replay ``trace`` through every architecture of ``config`` (see the module docstring)."""
+    config.validate()
+    n_threads = config.threads or min(2, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        return _run_replay(trace, config, packet_sink, progress, pool, n_threads)
+
+
+def _run_replay(trace, config: ReplayConfig, packet_sink, progress, pool: ThreadPoolExecutor,
+                n_threads: int) -> ReplayResult:
+    params = load_params(config.params, config.param_overrides)
+    for f in config.arch_files:
+        register_architecture(load_arch_file(f))
+    archs = [get_architecture(a) for a in dict.fromkeys(config.archs)]
+    compiled = [compile_architecture(a, params) for a in archs]
+    warnings: list[str] = []
+    source = _Source(trace, config.chunk_packets)
+    if not isinstance(trace, str | Path | PacketChunk):
+        trace = list(trace)  # re-iterable for the saturation passes
+        source.trace = trace
+
+    mapping: Mapping | None = None
+    host: _Host | None = None
+    states: list[KernelState] = []
+    outs: list[_OutBuffers | None] = []
+    cache: list[HostPackets] | None = []
+    t0: int | None = None
+    first_ts = None
+    last_ts = None
+    left_out = 0
+    total_packets = 0
+    kernel_s = np.zeros(len(compiled))
+    kernel_packets = 0
+    wire_dir = np.zeros(2)
+    n_guests = 1
+    for chunk in source.chunks():
+        total_packets += len(chunk)
+        if mapping is None:
+            if len(chunk) == 0:
+                continue
+            mapping = resolve_mapping(config.hosts, config.guests, config.n_guests, chunk)
+            n_guests = mapping.n_guests
+            host = _host_setup(params, config, n_guests)
+            states = [KernelState(np.array([1.0]), host.n_cpus, n_guests, host.ring_size, a.bridge_capacity)
+                      for a in compiled]
+            outs = [_OutBuffers() if packet_sink is not None else None for _ in compiled]
+            t0 = int(chunk.ts_ns[0])
+        hp, out = prepare_chunk(chunk, mapping, config.segments, config.mtu)
+        left_out += out
+        if len(hp) == 0:
+            continue
+        if first_ts is None:
+            first_ts = int(hp.ts_ns.min())
+        first_ts = min(first_ts, int(hp.ts_ns.min()))
+        last_ts = max(int(hp.ts_ns.max()), last_ts if last_ts is not None else -(1 << 62))
+        wire_dir += np.bincount(hp.direction.astype(np.int64), weights=hp.wire_bytes, minlength=2)
+        if cache is not None:
+            cache.append(hp)
+            if sum(len(c) for c in cache) > config.cache_packets:
+                cache = None
+        def job(ai: int, hp: HostPackets = hp) -> tuple[dict[str, np.ndarray] | None, float]:
+            t_start = time.perf_counter()
+            cols = _run(compiled[ai], host, states[ai], hp, t0, config.link_bps, n_guests, detail=True,
+                        out=outs[ai])
+            return cols, time.perf_counter() - t_start
+
+        for ai, (cols, dt) in enumerate(pool.map(job, range(len(compiled)))):
+            kernel_s[ai] += dt
+            if packet_sink is not None:
+                packet_sink(compiled[ai].name, cols)
+        kernel_packets += len(hp)
+        if progress is not None:
+            progress("replay", total_packets)
+    warnings += source.warnings
+    if mapping is None:
+        raise OptionError("the trace has no packets to replay")
+    if first_ts is None:
+        raise OptionError(f"no packet of the trace touches the modeled host ({mapping.explanation})")
+    if left_out:
+        warnings.append(f"{left_out:,} of {total_packets:,} packets touch neither the host nor a guest: "
+                        "left out")
+    span_ns = float(last_ts - first_ts)
+
+    # ---- saturation search
+    sat: dict[str, dict[str, Any]] = {}
+    k_link = (config.link_bps * span_ns / 1e9 / (8.0 * wire_dir.max())) if span_ns > 0 and wire_dir.max() > 0 \
+        else float("nan")
+    if config.saturation and span_ns > 0:
+        sat = _saturation_search(compiled, host, states, source, cache, mapping, config, t0, span_ns, k_link,
+                                 n_guests, pool, n_threads)
+    else:
+        for a in compiled:
+            sat[a.name] = {"factor": float("nan"), "limited_by": "not searched" if span_ns > 0 else
+                           "trace span is 0", "passes": 0, "link_factor": k_link}
+        if span_ns <= 0:
+            warnings.append("trace span is 0 ns: utilisation, throughput and saturation are undefined")
+
+    summary = _summary(compiled, states, host, mapping, span_ns, sat)
+    trace_info = dict(source.info)
+    trace_info.update({"first_ts_ns": first_ts, "last_ts_ns": last_ts, "span_ns": span_ns,
+                       "host_packets": int(states[0].acc_rows[:, :, ROW_PACKETS].sum()),
+                       "left_out_packets": left_out})
+    arch_params = sorted({p for a in archs for p in a.param_names()} | set(HOST_PARAMS))
+    return ReplayResult(
+        summary=summary, mapping=mapping.to_dict(), config=config.to_dict(),
+        params=params.rows([p for p in arch_params if p in params]), trace=trace_info, warnings=warnings,
+        saturation=sat, guest_names=list(mapping.guest_names),
+        kernel_ns_per_packet={a.name: (1e9 * kernel_s[i] / kernel_packets if kernel_packets else float("nan"))
+                              for i, a in enumerate(compiled)})
+
+
+def _saturation_search(compiled, host, states, source, cache, mapping, config, t0, span_ns, k_link,
+                       n_guests, pool, n_threads) -> dict[str, dict[str, Any]]:
+    n_arch = len(compiled)
+    lo = np.zeros(n_arch)
+    hi = np.zeros(n_arch)
+    done = np.zeros(n_arch, bool)
+    result: dict[str, dict[str, Any]] = {}
+    for ai, a in enumerate(compiled):
+        st = states[ai]
+        util = st.acc_cpu_cycles[0].max() / host.clock_hz / (span_ns / 1e9)
+        k_est = min(k_link, 1.0 / util if util > 0 else k_link)
+        if st.acc_drops[0] > 0:
+            k_est = min(k_est, 1.0)
+        lo[ai], hi[ai] = k_est / 4.0, min(k_est * 4.0, k_link)
+        result[a.name] = {"factor": float("nan"), "limited_by": "", "passes": 0, "link_factor": float(k_link)}
+
+    def chunks():
+        if cache is not None:
+            return iter(cache)
+        return (prepare_chunk(c, mapping, config.segments, config.mtu)[0] for c in source.chunks())
+
+    def run_pass(grids: dict[int, np.ndarray]) -> dict[int, KernelState]:
+        # each architecture's factors are split in parts (one state each) so the threads share the work
+        parts: list[tuple[int, KernelState]] = []
+        for ai, g in grids.items():
+            n_parts = max(1, min(len(g), -(-n_threads * 2 // max(len(grids), 1))))
+            for sub in np.array_split(g, n_parts):
+                if len(sub):
+                    parts.append((ai, _sat_state(sub, host, n_guests, compiled[ai], span_ns)))
+        for hp in chunks():
+            if len(hp) == 0:
+                continue
+            list(pool.map(lambda p, hp=hp: _run(compiled[p[0]], host, p[1], hp, t0, config.link_bps, n_guests,
+                                                 detail=False), parts))
+        for ai in grids:
+            result[compiled[ai].name]["passes"] += 1
+        return {ai: _merge_states([st for a2, st in parts if a2 == ai]) for ai in grids}
+
+    # pass 0: is the link rate itself sustainable? (the common case at 1 Gb/s: one simulation)
+    sts = run_pass({ai: np.array([k_link]) for ai in range(n_arch)})
+    for ai, st in sts.items():
+        if _feasible(st, host.clock_hz, span_ns)[0]:
+            lo[ai] = k_link
+            done[ai] = True
+            result[compiled[ai].name]["limited_by"] = "link"
+        else:
+            hi[ai] = min(hi[ai], k_link)
+            lo[ai] = min(lo[ai], hi[ai] / 4.0)
+    first = True
+    for _pass in range(12):
+        active = [ai for ai in range(n_arch) if not done[ai]]
+        if not active:
+            break
+        grids = {}
+        for ai in active:
+            if first:
+                grids[ai] = np.geomspace(lo[ai], hi[ai], _SAT_GRID + 1)[:-1]   # hi is known infeasible
+            else:
+                grids[ai] = np.geomspace(lo[ai], hi[ai], _SAT_GRID + 2)[1:-1]
+        first = False
+        sts = run_pass(grids)
+        for ai in active:
+            a = compiled[ai]
+            feas = _feasible(sts[ai], host.clock_hz, span_ns)
+            g = grids[ai]
+            bad = np.flatnonzero(~feas)
+            if len(bad) == 0:
+                lo[ai] = g[-1]
+            elif bad[0] == 0:
+                hi[ai] = g[0]
+                lo[ai] = g[0] / 16.0
+                if hi[ai] < 1e-6:
+                    lo[ai] = 0.0
+                    done[ai] = True
+                    result[a.name]["limited_by"] = "infeasible at any rate"
+                continue
+            else:
+                lo[ai], hi[ai] = g[bad[0] - 1], g[bad[0]]
+                st = sts[ai]
+                util = (st.acc_cpu_cycles[bad[0]] / host.clock_hz / (span_ns / st.factors[bad[0]] / 1e9)).max()
+                result[a.name]["limited_by"] = "cpu" if util > 1.0 else "drops"
+            if hi[ai] / lo[ai] <= 1.0 + config.saturation_tol:
+                done[ai] = True
+    for ai, a in enumerate(compiled):
+        result[a.name]["factor"] = float(lo[ai])
+        if not done[ai]:
+            result[a.name]["limited_by"] += " (search did not converge)"
+    return result
+
+
+def _summary(compiled, states, host, mapping, span_ns, sat) -> pd.DataFrame:
+    span_s = span_ns / 1e9 if span_ns > 0 else float("nan")
+    out = []
+    names = mapping.guest_names
+    G = mapping.n_guests
+    for ai, a in enumerate(compiled):
+        st = states[ai]
+        k_sat = sat[a.name]["factor"]
+        for gsel in list(range(G)) + ["all"]:
+            for dsel in ["rx", "tx", "all"]:
+                gs = list(range(G)) if gsel == "all" else [gsel]
+                ds = [0, 1] if dsel == "all" else [DIRECTIONS.index(dsel)]
+                acc = st.acc_rows[gs][:, ds].sum(axis=(0, 1))
+                packets = acc[ROW_PACKETS]
+                wire = acc[ROW_WIRE]
+                cyc = acc[ROW_CYCLES:ROW_CYCLES + len(COMPONENTS)]
+                total = cyc.sum()
+                row = {"arch": a.name, "guest": names[gsel] if gsel != "all" else "all", "direction": dsel,
+                       "packets": int(packets), "frames": int(acc[ROW_FRAMES]), "wire_bytes": int(wire),
+                       "payload_bytes": int(acc[ROW_PAYLOAD]), "cycles_total": float(total),
+                       "cycles_per_packet": float(total / packets) if packets else float("nan"),
+                       "cycles_per_byte": float(total / wire) if wire else float("nan")}
+                for ci, c in enumerate(COMPONENTS):
+                    row[f"cycles_{c}"] = float(cyc[ci])
+                row["cpu_util"] = float(total / host.clock_hz / span_s)
+                ctx = st.acc_ctx[gs][:, ds].sum(axis=(0, 1))
+                for ci, c in enumerate(CONTEXTS):
+                    row[f"cpu_util_{c}"] = float(ctx[ci] / host.clock_hz / span_s)
+                cpu = st.acc_cpu_row[gs][:, ds].sum(axis=(0, 1))
+                for c in range(host.n_cpus):
+                    row[f"cpu_util_cpu{c}"] = float(cpu[c] / host.clock_hz / span_s)
+                row["delivered_bps"] = float(8.0 * acc[ROW_DELIVERED_WIRE] / span_s)
+                row["saturation_bps"] = float(8.0 * wire * k_sat / span_s)
+                row["drops"] = int(acc[ROW_DROPS])
+                hist = st.lat_hist[gs][:, ds].sum(axis=(0, 1))
+                row["latency_p50_ns"] = _percentile(hist, 0.50)
+                row["latency_p99_ns"] = _percentile(hist, 0.99)
+                out.append(row)
+    return pd.DataFrame(out)
+
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    ("arch", "guest", "direction", "packets", "frames", "wire_bytes", "payload_bytes", "cycles_total",
+     "cycles_per_packet", "cycles_per_byte")
+    + tuple(f"cycles_{c}" for c in COMPONENTS) + ("cpu_util",) + tuple(f"cpu_util_{c}" for c in CONTEXTS)
+    + ("delivered_bps", "saturation_bps", "drops", "latency_p50_ns", "latency_p99_ns"))
+"""Summary columns, in order (plus cpu_util_cpu<i> for each CPU of the placement, after cpu_util_guest)."""
+
+
+def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The compact per-architecture comparison the CLI prints (guest "all", direction "all").
+
+    Columns: arch, packets, saturation_mbps, delivered_mbps, cpu_util_pct, cycles_per_packet,
+    cycles_per_byte, drops, then one cycles-per-packet column per component (short names).
+    """
+    s = summary[(summary.guest == "all") & (summary.direction == "all")]
+    out = pd.DataFrame({
+        "arch": s.arch.to_numpy(), "packets": s.packets.to_numpy(),
+        "saturation_mbps": (s.saturation_bps / 1e6).to_numpy(),
+        "delivered_mbps": (s.delivered_bps / 1e6).to_numpy(),
+        "cpu_util_pct": (100.0 * s.cpu_util).to_numpy(),
+        "cycles_per_packet": s.cycles_per_packet.to_numpy(), "cycles_per_byte": s.cycles_per_byte.to_numpy(),
+        "drops": s.drops.to_numpy()})
+    for c in COMPONENTS:
+        out[c] = (s[f"cycles_{c}"] / s.packets.where(s.packets > 0)).to_numpy()
+    return out
