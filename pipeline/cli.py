@@ -11,14 +11,17 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from pipeline import __version__
-from pipeline.errors import PipelineError
+from pipeline.errors import OptionError, PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.replay import ReplayConfig, ReplayResult
 
 try:  # typer >= 0.20 vendors click as typer._click; older ones use click itself
     from typer._click import exceptions as click_exc
@@ -149,6 +152,183 @@ def inspect(
                        f"{f['packets']:,}", f"{f['wire_bytes']:,}", f"{f['payload_bytes']:,}",
                        f"{f['duration_s']:.3f}")
         out.print(ft)
+
+
+# --- replay options, shared by `replay` and `batch` ----------------------------------------------
+
+ArchOpt = Annotated[list[str] | None, typer.Option(
+    "--arch", help="Architecture to model (repeatable; default: linux, xen, dbnet, xen1). See `pipeline archs`.")]
+ArchFileOpt = Annotated[list[Path] | None, typer.Option(
+    "--arch-file", help="TOML file defining or replacing an architecture (repeatable).")]
+ParamSetOpt = Annotated[str, typer.Option(
+    "--param-set", help="Parameter set: a bundled name (see `pipeline params --sets`) or a TOML file.")]
+ParamsOpt = Annotated[Path | None, typer.Option(
+    "--params", help="TOML file overriding any parameter value ([name] value = ... or name = value).")]
+HostOpt = Annotated[list[str] | None, typer.Option(
+    "--host", help="The modeled host: ADDR, CIDR or MAC (repeatable). Default: inferred and printed.")]
+GuestOpt = Annotated[list[str] | None, typer.Option(
+    "--guest", help="A guest of the host: NAME=ADDR|CIDR|MAC (repeatable).")]
+GuestsOpt = Annotated[int | None, typer.Option(
+    "--guests", min=1, help="Spread the host's flows over N guests (by flow hash).")]
+SegmentsOpt = Annotated[str, typer.Option(
+    "--segments", help="TSO/GRO super-segments: 'captured' (as the capture shows them) or 'mss' (split).")]
+MtuOpt = Annotated[int, typer.Option("--mtu", min=68, help="MTU for --segments mss (bytes).")]
+LinkOpt = Annotated[float, typer.Option("--link-bps", help="Link rate capping saturation throughput (bit/s).")]
+PlacementOpt = Annotated[str, typer.Option(
+    "--placement", help="CPUs: 'shared' (all contexts on one CPU), 'split' (VMM/dom0 on CPU0, guests on "
+                        "CPU1) or 'per-guest' (one CPU per guest).")]
+RingOpt = Annotated[int | None, typer.Option("--ring-size", min=1, help="Descriptor ring entries (default: "
+                                                                         "the parameter set's, 256).")]
+NoSatOpt = Annotated[bool, typer.Option("--no-saturation", help="Skip the saturation-throughput search.")]
+
+
+def replay_config(arch: list[str] | None, arch_file: list[Path] | None, param_set: str, params: Path | None,
+                  host: list[str] | None, guest: list[str] | None, guests: int | None, segments: str,
+                  mtu: int, link_bps: float, placement: str, ring_size: int | None,
+                  no_saturation: bool) -> ReplayConfig:
+    """One place that turns the CLI's replay options into a validated ReplayConfig."""
+    from pipeline.replay import ReplayConfig
+
+    for f in (arch_file or []) + ([params] if params else []):
+        if not f.is_file():
+            raise OptionError(f"{f}: no such file")
+    cfg = ReplayConfig(params=param_set, param_overrides=str(params) if params else None,
+                       arch_files=[str(f) for f in arch_file or []], hosts=list(host or []),
+                       guests=list(guest or []), n_guests=guests, segments=segments, mtu=mtu, link_bps=link_bps,
+                       placement=placement, ring_size=ring_size, saturation=not no_saturation)
+    if arch:
+        cfg.archs = list(dict.fromkeys(arch))
+    cfg.validate()
+    return cfg
+
+
+def _print_comparison(result: ReplayResult) -> None:
+    from pipeline.models.components import COMPONENTS
+    from pipeline.replay import comparison_table
+
+    table = comparison_table(result.summary)
+    linux = table[table.arch == "linux"]
+    base = float(linux.saturation_mbps.iloc[0]) if len(linux) else 0.0
+    t = Table(title="Architecture comparison (all guests, both directions)")
+    for h in ("arch", "saturation Mb/s", "vs linux", "limited by", "delivered Mb/s", "CPU %", "cycles/pkt",
+              "cycles/byte", "drops"):
+        t.add_column(h, justify="left" if h in ("arch", "limited by") else "right")
+    for _, r in table.iterrows():
+        sat = result.saturation.get(r.arch, {})
+        ratio = f"{r.saturation_mbps / base:.2f}x" if base > 0 else "-"
+        t.add_row(r.arch, f"{r.saturation_mbps:,.1f}", ratio, str(sat.get("limited_by", "")),
+                  f"{r.delivered_mbps:,.1f}", f"{r.cpu_util_pct:.1f}", f"{r.cycles_per_packet:,.0f}",
+                  f"{r.cycles_per_byte:.2f}", f"{int(r.drops):,}")
+    out.print(t)
+    short = {"interrupt": "irq", "descriptor": "desc", "bridge": "bridge", "segment_switch": "seg sw",
+             "domain_switch": "dom sw", "hypercall_event": "hcall/evt", "grant_copy": "grant/copy",
+             "stack": "stack"}
+    t = Table(title="Cycles per packet by component")
+    t.add_column("arch")
+    for c in COMPONENTS:
+        t.add_column(short.get(c, c), justify="right")
+    t.add_column("total", justify="right")
+    for _, r in table.iterrows():
+        t.add_row(r.arch, *[f"{getattr(r, c):,.0f}" for c in COMPONENTS], f"{r.cycles_per_packet:,.0f}")
+    out.print(t)
+
+
+@app.command()
+def replay(
+    trace: Annotated[Path, typer.Argument(help="Capture file (pcap, pcapng; gzip/zstd ok).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory for summary.parquet and "
+                                                        "packets.parquet.")],
+    arch: ArchOpt = None, arch_file: ArchFileOpt = None, param_set: ParamSetOpt = "xeon-2.4ghz-e1000",
+    params: ParamsOpt = None, host: HostOpt = None, guest: GuestOpt = None, guests: GuestsOpt = None,
+    segments: SegmentsOpt = "captured", mtu: MtuOpt = 1500, link_bps: LinkOpt = 1e9,
+    placement: PlacementOpt = "shared", ring_size: RingOpt = None, no_saturation: NoSatOpt = False,
+    no_packets: Annotated[bool, typer.Option("--no-packets", help="Do not write per-packet results.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary rows as JSON instead of a table.")]
+    = False,
+) -> None:
+    """Replay a capture through per-packet CPU cost models of each architecture."""
+    from pipeline.api import replay as api_replay
+
+    cfg = replay_config(arch, arch_file, param_set, params, host, guest, guests, segments, mtu, link_bps,
+                        placement, ring_size, no_saturation)
+    if not trace.exists():
+        raise OptionError(f"{trace}: no such file")
+    result = api_replay(trace, out_dir, cfg, write_packets=not no_packets)
+    for w in result.warnings:
+        err.print(f"warning: {w}", markup=False)
+    if as_json:
+        print(result.summary.to_json(orient="records"))
+        return
+    err.print(f"mapping: {result.mapping.get('explanation', '')}", markup=False)
+    _print_comparison(result)
+    out.print(f"wrote {out_dir / 'summary.parquet'}" + ("" if no_packets else f" and {out_dir / 'packets.parquet'}"))
+
+
+@app.command()
+def archs(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    arch_file: ArchFileOpt = None,
+) -> None:
+    """List the architectures and their stages (per direction, in order)."""
+    from pipeline.models.registry import (
+        get_architecture,
+        list_architectures,
+        load_arch_file,
+        register_architecture,
+    )
+
+    for f in arch_file or []:
+        register_architecture(load_arch_file(f))
+    rows = []
+    for name in list_architectures():
+        a = get_architecture(name)
+        rows.append({"name": a.name, "description": a.description, "stages": a.describe_rows()})
+    if as_json:
+        print(json.dumps(rows))
+        return
+    for a in rows:
+        t = Table(title=f"{a['name']}: {a['description']}")
+        for h in ("dir", "#", "stage", "component", "context", "cost terms"):
+            t.add_column(h)
+        for s in a["stages"]:
+            when = f" [{s['when']}]" if s["when"] else ""
+            t.add_row(s["direction"], str(s["order"]), s["stage"] + when, s["component"], s["context"], s["terms"])
+        out.print(t)
+
+
+@app.command()
+def params(
+    arch: Annotated[str | None, typer.Option("--arch", help="Only the parameters this architecture uses.")] = None,
+    param_set: ParamSetOpt = "xeon-2.4ghz-e1000",
+    overrides: ParamsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    sets: Annotated[bool, typer.Option("--sets", help="List the bundled parameter sets.")] = False,
+) -> None:
+    """Every cost parameter with its value, range and provenance (source, status)."""
+    from pipeline.models.params import list_param_sets, load_params
+    from pipeline.models.registry import param_rows
+
+    if sets:
+        names = list_param_sets()
+        print(json.dumps(names) if as_json else "\n".join(names))
+        return
+    ps = load_params(param_set, str(overrides) if overrides else None)
+    rows = param_rows(ps, arch)
+    if as_json:
+        print(json.dumps({"param_set": ps.name, "origin": ps.origin, "params": rows}, default=str))
+        return
+    t = Table(title=f"Parameter set {ps.name}" + (f" (used by {arch})" if arch else ""))
+    for h in ("name", "value", "unit", "status", "low", "high", "source", "used by"):
+        t.add_column(h, overflow="fold")
+    for r in rows:
+        t.add_row(r["name"], f"{r['value']:g}" if isinstance(r["value"], float) else str(r["value"]), r["unit"],
+                  r["status"], "" if r["low"] is None else f"{r['low']:g}",
+                  "" if r["high"] is None else f"{r['high']:g}", r["source"], r["archs"])
+    out.print(t)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    out.print("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
 
 def _fast_exit(code: int) -> None:

@@ -24,11 +24,31 @@ Interface::
 
     run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: ReplayConfig, *,
                packet_sink: Callable[[str, dict[str, np.ndarray]], None] | None = None,
-               progress: Callable[[str, int], None] | None = None) -> ReplayResult
+               progress: Callable[[str, int], None] | None = None,
+               on_mapping: Callable[[Mapping], None] | None = None) -> ReplayResult
+    # on_mapping(mapping) is called once, when the host/guest mapping is resolved (before any sink
+    # call): mapping.guest_names, mapping.explanation, mapping.to_dict()
+    # progress(stage, packets_done): "replay" after each chunk of the main pass, "saturation" after
+    # each chunk of a saturation pass (host packets; each pass starts again from 0)
 
-    ReplayResult: summary (DataFrame, SUMMARY_COLUMNS), mapping (dict), config (dict),
-                  params (list of dicts with provenance), trace (dict), warnings (list[str]),
-                  saturation (dict arch -> {factor, limited_by, passes}), guest_names, kernel_ns_per_packet
+    ReplayResult: summary (DataFrame, SUMMARY_COLUMNS + cpu_util_cpu<i>), mapping (dict: host, guests,
+                  n_guests, guest_names, explanation (one line for the CLI), inferred), config (dict),
+                  params (list of dicts with provenance, the parameters the chosen archs use),
+                  trace (dict: the ingest's TraceInfo.to_dict() + first/last ts, span, host/left-out
+                  packet counts), warnings (list[str]), saturation (dict arch -> {factor, limited_by,
+                  passes, link_factor}), guest_names (list[str]), kernel_ns_per_packet (dict arch -> ns)
+
+    comparison_table(summary) -> DataFrame   # the compact per-arch table the CLI prints
+    prepare_chunk(chunk, mapping, segments, mtu) -> (HostPackets, n_left_out)
+
+Related (pipeline.models): registry.list_architectures(), get_architecture(name), load_arch_file(path),
+resolve_architectures(names, arch_files) (what run_replay uses: user files first, nothing registered),
+Architecture.describe_rows() (``pipeline archs``), registry.param_rows(params, arch=None) and
+params.load_params(name_or_path, overrides) (``pipeline params``), fit.validation_rows() (held-out
+published results for the validation report).
+
+Per-arch work runs on ``threads`` threads (numba kernels release the GIL); the result is the same for
+any thread count and any chunk size.
 
 ``packet_sink(arch, columns)`` receives per-packet results chunk by chunk (PACKET_RESULT_COLUMNS).
 The arrays are reused for the next chunk (fresh arrays per chunk cost more in page faults than the
@@ -47,7 +67,7 @@ drops, latency_p50_ns, latency_p99_ns (log-binned histogram, about 4 % resolutio
 Saturation: the trace is replayed compressed by factors k (arrival times divided by k). A factor is
 feasible when nothing is dropped and no CPU is busy more than the compressed span. The search
 first tries the link cap itself (link_bps over the busier direction's wire rate; one simulation), then
-brackets the largest feasible factor with 12 factors per pass, each its own simulation in the same
+brackets the largest feasible factor with 8 factors per pass, each its own simulation in the same
 pass over the trace (a factor is abandoned as soon as it is infeasible), until the bracket is
 narrower than ``saturation_tol``; the feasible end is reported with what limited it (link, cpu, drops).
 """
@@ -87,9 +107,7 @@ from pipeline.models.registry import (
     HOST_PARAMS,
     CompiledArch,
     compile_architecture,
-    get_architecture,
-    load_arch_file,
-    register_architecture,
+    resolve_architectures,
 )
 
 SEGMENT_MODES = ("captured", "mss")
@@ -97,7 +115,7 @@ PLACEMENTS = ("shared", "split", "per-guest")
 PACKET_RESULT_COLUMNS: tuple[str, ...] = (
     ("packet_index", "ts_ns", "direction", "guest")
     + tuple(f"cycles_{c}" for c in COMPONENTS) + ("completion_ns", "dropped"))
-_SAT_GRID = 12
+_SAT_GRID = 8
 
 
 @dataclass
@@ -265,6 +283,13 @@ def _host_setup(params: ParamSet, config: ReplayConfig, n_guests: int) -> _Host:
                  ctx_cpu=np.array(cpus, np.int64))
 
 
+def _timed_detail_run(job: tuple) -> tuple[dict[str, np.ndarray] | None, float]:
+    arch, host, st, hp, t0, link_bps, n_guests, out = job
+    t_start = time.perf_counter()
+    cols = _run(arch, host, st, hp, t0, link_bps, n_guests, detail=True, out=out)
+    return cols, time.perf_counter() - t_start
+
+
 class _OutBuffers:
     """Per-packet output arrays of one architecture, reused from chunk to chunk.
 
@@ -344,20 +369,19 @@ def _sat_state(factors: np.ndarray, host: _Host, n_guests: int, arch: CompiledAr
 
 def run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: ReplayConfig, *,
                packet_sink: Callable[[str, dict[str, np.ndarray]], None] | None = None,
-               progress: Callable[[str, int], None] | None = None) -> ReplayResult:
+               progress: Callable[[str, int], None] | None = None,
+               on_mapping: Callable[[Mapping], None] | None = None) -> ReplayResult:
     """Replay ``trace`` through every architecture of ``config`` (see the module docstring)."""
     config.validate()
     n_threads = config.threads or min(2, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        return _run_replay(trace, config, packet_sink, progress, pool, n_threads)
+        return _run_replay(trace, config, packet_sink, progress, on_mapping, pool, n_threads)
 
 
-def _run_replay(trace, config: ReplayConfig, packet_sink, progress, pool: ThreadPoolExecutor,
+def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, pool: ThreadPoolExecutor,
                 n_threads: int) -> ReplayResult:
     params = load_params(config.params, config.param_overrides)
-    for f in config.arch_files:
-        register_architecture(load_arch_file(f))
-    archs = [get_architecture(a) for a in dict.fromkeys(config.archs)]
+    archs = resolve_architectures(config.archs, config.arch_files)
     compiled = [compile_architecture(a, params) for a in archs]
     warnings: list[str] = []
     source = _Source(trace, config.chunk_packets)
@@ -385,6 +409,8 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, pool: Thread
             if len(chunk) == 0:
                 continue
             mapping = resolve_mapping(config.hosts, config.guests, config.n_guests, chunk)
+            if on_mapping is not None:
+                on_mapping(mapping)
             n_guests = mapping.n_guests
             host = _host_setup(params, config, n_guests)
             states = [KernelState(np.array([1.0]), host.n_cpus, n_guests, host.ring_size, a.bridge_capacity)
@@ -404,13 +430,9 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, pool: Thread
             cache.append(hp)
             if sum(len(c) for c in cache) > config.cache_packets:
                 cache = None
-        def job(ai: int, hp: HostPackets = hp) -> tuple[dict[str, np.ndarray] | None, float]:
-            t_start = time.perf_counter()
-            cols = _run(compiled[ai], host, states[ai], hp, t0, config.link_bps, n_guests, detail=True,
-                        out=outs[ai])
-            return cols, time.perf_counter() - t_start
-
-        for ai, (cols, dt) in enumerate(pool.map(job, range(len(compiled)))):
+        jobs = [(compiled[ai], host, states[ai], hp, t0, config.link_bps, n_guests, outs[ai])
+                for ai in range(len(compiled))]
+        for ai, (cols, dt) in enumerate(pool.map(_timed_detail_run, jobs)):
             kernel_s[ai] += dt
             if packet_sink is not None:
                 packet_sink(compiled[ai].name, cols)
@@ -433,7 +455,7 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, pool: Thread
         else float("nan")
     if config.saturation and span_ns > 0:
         sat = _saturation_search(compiled, host, states, source, cache, mapping, config, t0, span_ns, k_link,
-                                 n_guests, pool, n_threads)
+                                 n_guests, pool, n_threads, progress)
     else:
         for a in compiled:
             sat[a.name] = {"factor": float("nan"), "limited_by": "not searched" if span_ns > 0 else
@@ -456,7 +478,7 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, pool: Thread
 
 
 def _saturation_search(compiled, host, states, source, cache, mapping, config, t0, span_ns, k_link,
-                       n_guests, pool, n_threads) -> dict[str, dict[str, Any]]:
+                       n_guests, pool, n_threads, progress=None) -> dict[str, dict[str, Any]]:
     n_arch = len(compiled)
     lo = np.zeros(n_arch)
     hi = np.zeros(n_arch)
@@ -464,11 +486,14 @@ def _saturation_search(compiled, host, states, source, cache, mapping, config, t
     result: dict[str, dict[str, Any]] = {}
     for ai, a in enumerate(compiled):
         st = states[ai]
+        # estimate: the factor at which the busiest CPU would be full, had every packet been delivered
         util = st.acc_cpu_cycles[0].max() / host.clock_hz / (span_ns / 1e9)
+        offered = st.acc_rows[:, :, ROW_PACKETS].sum()
+        delivered = offered - st.acc_rows[:, :, ROW_DROPS].sum()
+        if delivered > 0:
+            util *= offered / delivered
         k_est = min(k_link, 1.0 / util if util > 0 else k_link)
-        if st.acc_drops[0] > 0:
-            k_est = min(k_est, 1.0)
-        lo[ai], hi[ai] = k_est / 4.0, min(k_est * 4.0, k_link)
+        lo[ai], hi[ai] = k_est / 2.0, min(k_est * 2.0, k_link)
         result[a.name] = {"factor": float("nan"), "limited_by": "", "passes": 0, "link_factor": float(k_link)}
 
     def chunks():
@@ -484,16 +509,22 @@ def _saturation_search(compiled, host, states, source, cache, mapping, config, t
             for sub in np.array_split(g, n_parts):
                 if len(sub):
                     parts.append((ai, _sat_state(sub, host, n_guests, compiled[ai], span_ns)))
+        done_packets = 0
         for hp in chunks():
             if len(hp) == 0:
                 continue
             list(pool.map(lambda p, hp=hp: _run(compiled[p[0]], host, p[1], hp, t0, config.link_bps, n_guests,
                                                  detail=False), parts))
+            done_packets += len(hp)
+            if progress is not None:
+                progress("saturation", done_packets)
         for ai in grids:
             result[compiled[ai].name]["passes"] += 1
         return {ai: _merge_states([st for a2, st in parts if a2 == ai]) for ai in grids}
 
     # pass 0: is the link rate itself sustainable? (the common case at 1 Gb/s: one simulation)
+    lo_known = np.zeros(n_arch, bool)   # lo is known feasible
+    hi_known = np.zeros(n_arch, bool)   # hi is known infeasible
     sts = run_pass({ai: np.array([k_link]) for ai in range(n_arch)})
     for ai, st in sts.items():
         if _feasible(st, host.clock_hz, span_ns)[0]:
@@ -502,19 +533,16 @@ def _saturation_search(compiled, host, states, source, cache, mapping, config, t
             result[compiled[ai].name]["limited_by"] = "link"
         else:
             hi[ai] = min(hi[ai], k_link)
-            lo[ai] = min(lo[ai], hi[ai] / 4.0)
-    first = True
-    for _pass in range(12):
+            hi_known[ai] = hi[ai] == k_link
+            lo[ai] = min(lo[ai], hi[ai] / 2.0)
+    for _pass in range(16):
         active = [ai for ai in range(n_arch) if not done[ai]]
         if not active:
             break
         grids = {}
         for ai in active:
-            if first:
-                grids[ai] = np.geomspace(lo[ai], hi[ai], _SAT_GRID + 1)[:-1]   # hi is known infeasible
-            else:
-                grids[ai] = np.geomspace(lo[ai], hi[ai], _SAT_GRID + 2)[1:-1]
-        first = False
+            g = np.geomspace(lo[ai], hi[ai], _SAT_GRID + 2)
+            grids[ai] = g[int(lo_known[ai]):len(g) - int(hi_known[ai])]
         sts = run_pass(grids)
         for ai in active:
             a = compiled[ai]
@@ -522,21 +550,26 @@ def _saturation_search(compiled, host, states, source, cache, mapping, config, t
             g = grids[ai]
             bad = np.flatnonzero(~feas)
             if len(bad) == 0:
-                lo[ai] = g[-1]
-            elif bad[0] == 0:
-                hi[ai] = g[0]
-                lo[ai] = g[0] / 16.0
-                if hi[ai] < 1e-6:
-                    lo[ai] = 0.0
-                    done[ai] = True
-                    result[a.name]["limited_by"] = "infeasible at any rate"
-                continue
+                lo[ai], lo_known[ai] = g[-1], True
+                if not hi_known[ai]:
+                    hi[ai] = min(g[-1] * 4.0, k_link)
+                    hi_known[ai] = hi[ai] == k_link
             else:
-                lo[ai], hi[ai] = g[bad[0] - 1], g[bad[0]]
                 st = sts[ai]
-                util = (st.acc_cpu_cycles[bad[0]] / host.clock_hz / (span_ns / st.factors[bad[0]] / 1e9)).max()
+                b = bad[0]
+                util = (st.acc_cpu_cycles[b] / host.clock_hz / (span_ns / st.factors[b] / 1e9)).max()
                 result[a.name]["limited_by"] = "cpu" if util > 1.0 else "drops"
-            if hi[ai] / lo[ai] <= 1.0 + config.saturation_tol:
+                hi[ai], hi_known[ai] = g[b], True
+                if b > 0:
+                    lo[ai], lo_known[ai] = g[b - 1], True
+                elif not lo_known[ai]:
+                    lo[ai] = g[0] / 4.0
+                    if hi[ai] < 1e-6:
+                        lo[ai] = 0.0
+                        done[ai] = True
+                        result[a.name]["limited_by"] = "infeasible at any rate"
+                        continue
+            if lo_known[ai] and hi_known[ai] and hi[ai] / lo[ai] <= 1.0 + config.saturation_tol:
                 done[ai] = True
     for ai, a in enumerate(compiled):
         result[a.name]["factor"] = float(lo[ai])
@@ -611,3 +644,40 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
     for c in COMPONENTS:
         out[c] = (s[f"cycles_{c}"] / s.packets.where(s.packets > 0)).to_numpy()
     return out
+
+
+def sensitivity_rows(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: ReplayConfig,
+                     param_names: list[str] | None = None) -> pd.DataFrame:
+    """How the comparison moves across the parameters' plausible ranges (DESIGN.md section 3).
+
+    Replays ``trace`` once with the configured values and once with each parameter of
+    ``param_names`` (default: every non-published numeric parameter the archs use) at its ``low``
+    and its ``high``. One row per (param, end, arch): saturation_bps, cycles_per_packet and cpu_util
+    of the guest "all" / direction "all" row, with the baseline values beside them.
+    """
+    if not isinstance(trace, str | Path | PacketChunk):
+        trace = list(trace)
+    params = load_params(config.params, config.param_overrides)
+    if param_names is None:
+        used = {p for a in resolve_architectures(config.archs, config.arch_files) for p in a.param_names()}
+        param_names = sorted(n for n in used if n in params and params.get(n).status != "published"
+                             and not isinstance(params.get(n).value, str))
+    base = comparison_table(run_replay(trace, config).summary).set_index("arch")
+    base_over = config.param_overrides if isinstance(config.param_overrides, dict) else {}
+    if isinstance(config.param_overrides, str | Path):
+        raise OptionError("sensitivity_rows needs param_overrides as a dict (or none)")
+    rows = []
+    for name in param_names:
+        p = params.get(name)
+        for end in ("low", "high"):
+            value = getattr(p, end)
+            cfg = ReplayConfig(**{**config.to_dict(), "param_overrides": {**base_over, name: value}})
+            t = comparison_table(run_replay(trace, cfg).summary).set_index("arch")
+            for arch in t.index:
+                rows.append({"param": name, "end": end, "value": value, "arch": arch,
+                             "saturation_mbps": t.loc[arch, "saturation_mbps"],
+                             "base_saturation_mbps": base.loc[arch, "saturation_mbps"],
+                             "cycles_per_packet": t.loc[arch, "cycles_per_packet"],
+                             "base_cycles_per_packet": base.loc[arch, "cycles_per_packet"],
+                             "cpu_util_pct": t.loc[arch, "cpu_util_pct"]})
+    return pd.DataFrame(rows)

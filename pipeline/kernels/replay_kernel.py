@@ -64,54 +64,41 @@ def _hash_slot(key, mask):
 
 
 @njit(cache=True, nogil=True)
-def _bridge_learn(keys, ports, seen, k, key, port, t, ageing_ns):
-    """Learn ``key`` on ``port`` at time t. Returns 1 if it was new, moved or aged out, else 0."""
+def _bridge_insert(keys, ports, seen, k, key, port, t, ageing_ns):
+    """Insert ``key`` (known to be absent) into an empty or aged-out slot; the slot, or -1 if full."""
     cap = keys.shape[1]
     mask = cap - 1
     slot = _hash_slot(key, mask)
-    free = -1
     for _ in range(cap):
-        kk = keys[k, slot]
-        if kk == key:
-            fresh = (t - seen[k, slot]) <= ageing_ns
-            moved = ports[k, slot] != port
+        if keys[k, slot] == 0 or (t - seen[k, slot]) > ageing_ns:
+            keys[k, slot] = key
             ports[k, slot] = port
             seen[k, slot] = t
-            return 0 if (fresh and not moved) else 1
-        if kk == 0:
-            if free < 0:
-                free = slot
-            break
-        if free < 0 and (t - seen[k, slot]) > ageing_ns:
-            free = slot
+            return slot
         slot = (slot + 1) & mask
-    if free >= 0:
-        keys[k, free] = key
-        ports[k, free] = port
-        seen[k, free] = t
-    return 1
+    return -1
 
 
 @njit(cache=True, nogil=True)
-def _bridge_known(keys, seen, k, key, t, ageing_ns):
-    """True if ``key`` is in the table and not aged out at time t."""
+def _bridge_find(keys, k, key):
+    """The slot holding ``key``, or -1."""
     cap = keys.shape[1]
     mask = cap - 1
     slot = _hash_slot(key, mask)
     for _ in range(cap):
         kk = keys[k, slot]
         if kk == key:
-            return (t - seen[k, slot]) <= ageing_ns
+            return slot
         if kk == 0:
-            return False
+            return -1
         slot = (slot + 1) & mask
-    return False
+    return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remote_key,
-                  stage_comp, stage_cost,
-                  n_runs, run_first, run_end, run_ctx, run_cost, run_bridge, run_bridge_comp, run_release,
+                  comp_cost, bridge_comp,
+                  n_runs, run_ctx, run_cost, run_bridge, run_release,
                   ctx_cpu,
                   clock_hz, domain_switch_cycles, itr_interval_ns, nic_delay_ns, budget,
                   link_ns_per_byte, bridge_learn_cycles, bridge_flood_cycles, bridge_ageing_ns, n_ports,
@@ -195,9 +182,13 @@ def replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remo
             new_guest = new_backend and ready > guest_last_done[k, g, d]
             release_t = ready
             first_detail = detail and k == 0
-            if first_detail:
-                for c in range(N_COMPONENTS):
-                    comp_acc[c] = 0.0
+            # consecutive runs on one CPU form a segment: one start = max(ready, busy), then cycles add
+            # up (the same times as run by run, without a load/store chain per run)
+            seg_cpu = -1
+            seg_start = 0.0
+            seg_cycles = 0.0
+            bridge_extra = 0.0
+            switch_cycles = 0.0
             # ---- runs of stages (same context: one CPU step)
             for r in range(n_runs[d]):
                 cyc = run_cost[d, r, 0] * ns_i + run_cost[d, r, 1] * wire + run_cost[d, r, 2] * payload
@@ -218,10 +209,21 @@ def replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remo
                         src = gkey
                         src_port = 1 + g
                         dst = remote_key[i]
-                    if _bridge_learn(bridge_keys, bridge_ports, bridge_seen, k, src, src_port, t,
-                                     bridge_ageing_ns) != 0:
+                    # learn the source (new, moved or aged out: learn cost) and refresh it
+                    slot = _bridge_find(bridge_keys, k, src)
+                    if slot >= 0:
+                        learned = not ((t - bridge_seen[k, slot]) <= bridge_ageing_ns
+                                       and bridge_ports[k, slot] == src_port)
+                        bridge_ports[k, slot] = src_port
+                        bridge_seen[k, slot] = t
+                    else:
+                        learned = True
+                        _bridge_insert(bridge_keys, bridge_ports, bridge_seen, k, src, src_port, t,
+                                       bridge_ageing_ns)
+                    if learned:
                         extra += bridge_learn_cycles
-                    if not _bridge_known(bridge_keys, bridge_seen, k, dst, t, bridge_ageing_ns):
+                    slot = _bridge_find(bridge_keys, k, dst)
+                    if slot < 0 or (t - bridge_seen[k, slot]) > bridge_ageing_ns:
                         extra += bridge_flood_cycles * (n_ports - 1)
                 ctx = run_ctx[d, r]
                 cpu = ctx_cpu[ctx] if ctx < 3 else ctx_cpu[3 + g]
@@ -235,29 +237,31 @@ def replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remo
                             switch_mark[k, cpu, dom] = bid
                         cpu_dom[k, cpu] = dom
                 total = cyc + extra + ds
-                busy = cpu_busy[k, cpu]
-                start = ready if ready > busy else busy
-                ready = start + total * ns_per_cycle
-                cpu_busy[k, cpu] = ready
-                acc_cpu_cycles[k, cpu] += total
-                if stop_infeasible and acc_cpu_cycles[k, cpu] > cap_cycles[k]:
-                    dead[k] = 1
+                if cpu != seg_cpu:
+                    if seg_cpu >= 0:
+                        ready = seg_start + seg_cycles * ns_per_cycle
+                        cpu_busy[k, seg_cpu] = ready
+                        acc_cpu_cycles[k, seg_cpu] += seg_cycles
+                        if stop_infeasible and acc_cpu_cycles[k, seg_cpu] > cap_cycles[k]:
+                            dead[k] = 1
+                    busy = cpu_busy[k, cpu]
+                    seg_start = ready if ready > busy else busy
+                    seg_cycles = 0.0
+                    seg_cpu = cpu
+                seg_cycles += total
                 if first_detail:
                     acc_ctx[g, d, ctx] += total
                     acc_cpu_row[g, d, cpu] += total
-                    for s in range(run_first[d, r], run_end[d, r]):
-                        sc = stage_cost[d, s, 0] * ns_i + stage_cost[d, s, 1] * wire + stage_cost[d, s, 2] * payload
-                        if new_nic:
-                            sc += stage_cost[d, s, 3]
-                        if new_backend:
-                            sc += stage_cost[d, s, 4]
-                        if new_guest:
-                            sc += stage_cost[d, s, 5]
-                        comp_acc[stage_comp[d, s]] += sc
-                    comp_acc[run_bridge_comp[d, r]] += extra
-                    comp_acc[DOMAIN_SWITCH_COMPONENT] += ds
+                    bridge_extra += extra
+                    switch_cycles += ds
                 if r == run_release[d]:
-                    release_t = ready
+                    release_t = seg_start + seg_cycles * ns_per_cycle
+            if seg_cpu >= 0:
+                ready = seg_start + seg_cycles * ns_per_cycle
+                cpu_busy[k, seg_cpu] = ready
+                acc_cpu_cycles[k, seg_cpu] += seg_cycles
+                if stop_infeasible and acc_cpu_cycles[k, seg_cpu] > cap_cycles[k]:
+                    dead[k] = 1
             completion = ready
             if d == 1:
                 link_start = max(release_t, link_free[k, 1])
@@ -275,6 +279,16 @@ def replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remo
             if completion > acc_last_done[k]:
                 acc_last_done[k] = completion
             if first_detail:
+                # per-component split: stage costs summed per component (comp_cost) + bridge + switches
+                f_nic = 1.0 if new_nic else 0.0
+                f_backend = 1.0 if new_backend else 0.0
+                f_guest = 1.0 if new_guest else 0.0
+                for c in range(N_COMPONENTS):
+                    comp_acc[c] = (comp_cost[d, c, 0] * ns_i + comp_cost[d, c, 1] * wire
+                                   + comp_cost[d, c, 2] * payload + comp_cost[d, c, 3] * f_nic
+                                   + comp_cost[d, c, 4] * f_backend + comp_cost[d, c, 5] * f_guest)
+                comp_acc[bridge_comp] += bridge_extra
+                comp_acc[DOMAIN_SWITCH_COMPONENT] += switch_cycles
                 acc_rows[g, d, ROW_PACKETS] += 1.0
                 acc_rows[g, d, ROW_FRAMES] += ns_i
                 acc_rows[g, d, ROW_WIRE] += wire
@@ -340,9 +354,8 @@ def run_kernel(arch, st: KernelState, *, ts_ns, direction, guest, wire_bytes, pa
                n_ports, t0_ns, detail, write_out, out_cycles, out_completion, out_dropped) -> None:
     """Call :func:`replay_kernel` for ``arch`` (a registry.CompiledArch) with state ``st``."""
     replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remote_key,
-                  arch.stage_comp, arch.stage_cost,
-                  arch.n_runs, arch.run_first, arch.run_end, arch.run_ctx, arch.run_cost, arch.run_bridge,
-                  arch.run_bridge_comp, arch.run_release, ctx_cpu,
+                  arch.comp_cost, int(arch.bridge_comp),
+                  arch.n_runs, arch.run_ctx, arch.run_cost, arch.run_bridge, arch.run_release, ctx_cpu,
                   float(clock_hz), float(arch.domain_switch_cycles), float(itr_interval_ns), nic_delay_ns,
                   float(budget), float(link_ns_per_byte), float(arch.bridge_learn_cycles),
                   float(arch.bridge_flood_cycles), float(arch.bridge_ageing_ns), int(n_ports),

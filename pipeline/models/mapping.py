@@ -8,7 +8,7 @@ The user says which addresses are the modeled host:
 - ``--guest NAME=ADDR|CIDR|MAC`` (repeatable): one guest per name; the host is the union of them
   (plus any ``--host``, whose other packets go to the first guest);
 - nothing: the host is inferred from the first chunk: the IP address in the most packets (ties: most
-  bytes), or the MAC when no packet has IP. The choice and the reason are one line in
+  bytes, then most bytes received), or the MAC when no packet has IP. The choice and the reason are one line in
   ``Mapping.explanation``.
 
 A packet is RX when its destination is the host, TX when its source is (both: TX). Packets that touch
@@ -188,7 +188,8 @@ class Mapping:
 
 
 def infer_host(chunk: PacketChunk) -> tuple[AddressSpec, str]:
-    """The address in the most packets of ``chunk`` (ties: most bytes), with a one-line reason."""
+    """The address in the most packets of ``chunk`` (ties: most bytes, then most bytes received),
+    with a one-line reason."""
     n = len(chunk)
     if n == 0:
         raise OptionError("cannot infer the modeled host: the trace has no packets (give --host)")
@@ -197,12 +198,15 @@ def infer_host(chunk: PacketChunk) -> tuple[AddressSpec, str]:
         hi = np.concatenate([chunk.src_ip_hi[ip], chunk.dst_ip_hi[ip]])
         lo = np.concatenate([chunk.src_ip_lo[ip], chunk.dst_ip_lo[ip]])
         wl = np.concatenate([chunk.wire_len[ip], chunk.wire_len[ip]]).astype(np.int64)
+        as_dst = np.concatenate([np.zeros(int(ip.sum())), chunk.wire_len[ip].astype(np.float64)])
         keys = np.stack([hi, lo], axis=1)
         uniq, inv = np.unique(keys, axis=0, return_inverse=True)
         inv = inv.reshape(-1)
         pk = np.bincount(inv, minlength=len(uniq))
         by = np.bincount(inv, weights=wl, minlength=len(uniq))
-        best = int(np.lexsort((-by, -pk))[0])
+        rx = np.bincount(inv, weights=as_dst, minlength=len(uniq))
+        # ties (two hosts in every packet): the one receiving more bytes
+        best = int(np.lexsort((-rx, -by, -pk))[0])
         text = format_ip(uniq[best, 0], uniq[best, 1])
         what = "IP address"
     else:
@@ -221,8 +225,9 @@ def infer_host(chunk: PacketChunk) -> tuple[AddressSpec, str]:
         what = "MAC address"
     spec = parse_address(text)
     share = int(pk[best])
+    tie = " (tie broken by bytes received)" if len(pk) > 1 and np.sort(pk)[-2] == share else ""
     reason = (f"modeled host {text} inferred: the {what} in the most packets ({share:,} of the first "
-              f"{n:,}, {100.0 * share / n:.1f}%); override with --host or --guest")
+              f"{n:,}, {100.0 * share / n:.1f}%){tie}; override with --host or --guest")
     return spec, reason
 
 

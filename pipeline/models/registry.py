@@ -291,6 +291,8 @@ class CompiledArch:
     run_bridge: np.ndarray = None    # int64[2, R] 1 if the run has a bridge stage
     run_bridge_comp: np.ndarray = None  # int64[2, R] component of that bridge stage
     run_release: np.ndarray = None   # int64[2] run that ends with the release stage
+    comp_cost: np.ndarray = None     # float64[2, n_components, 6]: stage costs summed per component
+    bridge_comp: int = 0             # component charged for bridge learn/flood cycles
 
 
 def _runs(n_stages, ctx, brg, comp, cost, release):
@@ -389,6 +391,13 @@ def compile_architecture(arch: Architecture, params: ParamSet) -> CompiledArch:
         if sum(s.bridge for s in active[d]) > 1:
             raise OptionError(f"architecture {arch.name!r}: at most one bridge stage per direction")
     runs = _runs(n_stages, ctx, brg, comp, cost, release)
+    comp_cost = np.zeros((2, len(COMPONENTS), len(COST_COLUMNS)), np.float64)
+    bridge_comp = COMPONENT_INDEX["bridge"]
+    for di in range(2):
+        for si in range(int(n_stages[di])):
+            comp_cost[di, comp[di, si]] += cost[di, si]
+            if brg[di, si]:
+                bridge_comp = int(comp[di, si])
     return CompiledArch(
         name=arch.name, n_stages=n_stages, stage_comp=comp, stage_ctx=ctx, stage_bridge=brg,
         stage_cost=cost, release_stage=release, domain_switch_cycles=ds, bridge_learn_cycles=learn,
@@ -397,7 +406,8 @@ def compile_architecture(arch: Architecture, params: ParamSet) -> CompiledArch:
         components=tuple(c for c in COMPONENTS if c in comps),
         stage_names={d: [s.name for s in active[d]] for d in DIRECTIONS},
         n_runs=runs[0], run_first=runs[1], run_end=runs[2], run_ctx=runs[3], run_cost=runs[4],
-        run_bridge=runs[5], run_bridge_comp=runs[6], run_release=runs[7])
+        run_bridge=runs[5], run_bridge_comp=runs[6], run_release=runs[7], comp_cost=comp_cost,
+        bridge_comp=bridge_comp)
 
 
 def param_rows(params: ParamSet, arch: str | None = None) -> list[dict[str, Any]]:
@@ -423,3 +433,11 @@ def param_rows(params: ParamSet, arch: str | None = None) -> list[dict[str, Any]
 #: Host and NIC parameters every replay uses, whatever the architecture.
 HOST_PARAMS: tuple[str, ...] = ("clock_hz", "itr_per_s", "rx_delay_ns", "rx_abs_delay_ns", "tx_delay_ns",
                                 "napi_budget", "ring_size")
+
+
+def resolve_architectures(names: list[str], arch_files: list[str | Path] = ()) -> list[Architecture]:
+    """The architectures ``names`` (duplicates dropped), looked up first in ``arch_files`` (a user's
+    TOML files, which may replace a bundled architecture of the same name), then in the registry.
+    Nothing is registered globally, so one replay's files do not leak into the next."""
+    user = {a.name: a for a in (load_arch_file(f) for f in arch_files)}
+    return [user[n] if n in user else get_architecture(n) for n in dict.fromkeys(names)]

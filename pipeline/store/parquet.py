@@ -29,6 +29,12 @@ METADATA_KEY = b"pipeline"
 SCHEMA_VERSION = 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def provenance(extra: dict[str, Any]) -> dict[bytes, bytes]:
     """Schema metadata for a results file: ``extra`` plus schema and tool versions, as JSON."""
     doc = {"schema_version": SCHEMA_VERSION, "tool_version": __version__, **extra}
@@ -45,6 +51,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -69,14 +76,14 @@ class AtomicParquetWriter:
     """
 
     def __init__(self, path: str | os.PathLike, schema: pa.Schema, metadata: dict[str, Any] | None = None,
-                 *, compression: str = "zstd") -> None:
+                 *, compression: str = "zstd", **writer_options: Any) -> None:
         self.path = Path(path)
         if metadata is not None:
             schema = schema.with_metadata({**(schema.metadata or {}), **provenance(metadata)})
         self.schema = schema
         self._ctx = atomic_output(self.path)
         self._tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression=compression)
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression=compression, **writer_options)
         self.rows = 0
 
     def write(self, columns: dict[str, Any] | pa.RecordBatch | pa.Table) -> None:
@@ -89,6 +96,11 @@ class AtomicParquetWriter:
         if table.num_rows:
             self._writer.write_table(table)
             self.rows += table.num_rows
+
+    def add_metadata(self, metadata: dict[str, Any]) -> None:
+        """Set the provenance document now (known only at the end, e.g. the input's SHA-256)."""
+        self._writer.add_key_value_metadata(
+            {k.decode(): v.decode() for k, v in provenance(metadata).items()})
 
     def commit(self) -> Path:
         self._writer.close()
@@ -112,7 +124,10 @@ class AtomicParquetWriter:
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The provenance document of a results file written by this tool ({} when absent)."""
-    schema = pq.read_schema(path)
-    raw = (schema.metadata or {}).get(METADATA_KEY)
+    """The provenance document of a results file written by this tool ({} when absent).
+
+    Read from the file's key-value metadata, which holds the Arrow schema metadata written at open
+    and, for streamed files, the complete document added at the end (:meth:`AtomicParquetWriter.add_metadata`).
+    """
+    raw = (pq.read_metadata(path).metadata or {}).get(METADATA_KEY)
     return json.loads(raw) if raw else {}

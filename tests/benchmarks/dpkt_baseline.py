@@ -178,7 +178,8 @@ def main() -> int:
         use_dpkt_decoder()
         from pipeline.cli import main as cli_main
 
-        cli_main(sys.argv[1:])
+        sys.argv = ["pipeline", *sys.argv[1:]]
+        cli_main()  # argv from sys.argv, exactly as the `pipeline` console script (same fast exit)
         return 0
     ap = argparse.ArgumentParser(description="dpkt-object decode of a pcap into pipeline's columns (the slow "
                                              "baseline); `dpkt_baseline.py replay TRACE --out DIR` runs "
