@@ -19,9 +19,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass
 class ChildRun:
-    """One finished child process: wall time (s), peak RSS (bytes), exit code, stdout and stderr."""
+    """One finished child process: wall time (s), CPU time (user + system, s, including the child's
+    own waited-for children such as worker processes), peak RSS (bytes), exit code, stdout, stderr."""
 
     wall_s: float
+    cpu_s: float
     max_rss_bytes: int
     returncode: int
     stdout: str
@@ -42,7 +44,7 @@ def run_child(argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path 
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return ChildRun(wall, int(ru.ru_maxrss) * 1024, p.returncode,
+        return ChildRun(wall, ru.ru_utime + ru.ru_stime, int(ru.ru_maxrss) * 1024, p.returncode,
                         out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 

@@ -100,7 +100,21 @@ def main() -> int:
         print(f"`pipeline replay` failed (exit {warm.returncode}): {warm.stderr.strip()[-500:]}")
         return 3
 
+    # The replay work of one trace without process start-up: the library call, in this process.
+    from pipeline.api import replay as api_replay
+    from pipeline.replay import ReplayConfig
+
+    inproc: list[float] = []
+    if not a.replay_arg:
+        for rep in range(a.repeats + 1):  # the first is a warm-up
+            t1 = time.perf_counter()
+            api_replay(traces[0], work / "inproc", ReplayConfig())
+            if rep:
+                inproc.append(time.perf_counter() - t1)
+            shutil.rmtree(work / "inproc", ignore_errors=True)
+
     walls: dict[int, list[float]] = {1: [], 2: []}
+    cpus: dict[int, list[float]] = {1: [], 2: []}
     lone: list[float] = []
     for rep in range(a.repeats):
         for jobs in (1, 2):
@@ -114,6 +128,7 @@ def main() -> int:
                 if len(parts) != len(traces):
                     problems.append(f"batch --jobs {jobs}: {len(parts)} trace partitions, expected {len(traces)}")
             walls[jobs].append(r.wall_s)
+            cpus[jobs].append(r.cpu_s)
             shutil.rmtree(out, ignore_errors=True)
         out = work / f"lone_{rep}"
         r = run_child(pipeline_argv("replay", str(traces[0]), "--out", str(out), *a.replay_arg))
@@ -122,19 +137,32 @@ def main() -> int:
         lone.append(r.wall_s)
         shutil.rmtree(out, ignore_errors=True)
     res["load_avg_end"] = os.getloadavg()
-    res.update(batch_jobs1_s=walls[1], batch_jobs2_s=walls[2], lone_replay_s=lone)
+    res.update(batch_jobs1_s=walls[1], batch_jobs2_s=walls[2], lone_replay_s=lone, inproc_replay_s=inproc,
+               batch_jobs1_cpu_s=cpus[1], batch_jobs2_cpu_s=cpus[2])
     shutil.rmtree(work, ignore_errors=True)
 
     w1, w2, wl = median(walls[1]), median(walls[2]), median(lone)
     speedup = w1 / w2
     per_trace = w1 / len(traces)
     overhead = per_trace / wl - 1
+    c1, c2 = median(cpus[1]), median(cpus[2])
+    rows = [
+        ["pipeline batch --jobs 1", f"{w1:.2f}", f"{c1:.2f}", f"{total_packets / w1 / 1e6:.2f}", f"{per_trace:.3f}"],
+        ["pipeline batch --jobs 2", f"{w2:.2f}", f"{c2:.2f}", f"{total_packets / w2 / 1e6:.2f}",
+         f"{w2 / len(traces):.3f}"],
+        ["lone pipeline replay (1 trace)", f"{wl:.2f}", "", f"{a.packets / wl / 1e6:.2f}", f"{wl:.3f}"],
+    ]
+    if inproc:
+        wi = median(inproc)
+        rows.append(["api.replay in process (1 trace, warm)", f"{wi:.2f}", "", f"{a.packets / wi / 1e6:.2f}",
+                     f"{wi:.3f}"])
     print()
-    print_table([
-        ["pipeline batch --jobs 1", f"{w1:.2f}", f"{total_packets / w1 / 1e6:.2f}", f"{per_trace:.3f}"],
-        ["pipeline batch --jobs 2", f"{w2:.2f}", f"{total_packets / w2 / 1e6:.2f}", f"{w2 / len(traces):.3f}"],
-        ["lone pipeline replay (1 trace)", f"{wl:.2f}", f"{a.packets / wl / 1e6:.2f}", f"{wl:.3f}"],
-    ], ["measurement (median wall)", "seconds", "M packets/s", "s per trace"])
+    print_table(rows, ["measurement (median wall)", "seconds", "CPU s", "M packets/s", "s per trace"])
+    print(f"\n--jobs 2 used {c2 / w2:.2f} CPUs on average (2.0 = both cores all the time); "
+          f"CPU time jobs 2 / jobs 1 = {c2 / c1:.2f}")
+    if inproc:
+        print(f"per-trace batch time vs the in-process replay of one trace (no start-up): "
+              f"{per_trace / median(inproc) - 1:+.1%} (the stricter view of the batch overhead)")
     print(f"\nload average: start {res['load_avg_start'][0]:.2f}, end {res['load_avg_end'][0]:.2f} "
           f"on {os.cpu_count()} CPUs")
     targets = {
