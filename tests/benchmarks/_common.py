@@ -90,3 +90,18 @@ def write_json(path: Path | None, results: dict) -> None:
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
+
+
+def finish(res: dict, targets: dict, problems: list[str], json_out: Path | None, width: int = 40) -> int:
+    """Print the targets with their verdicts and any problems, write the JSON; return the exit code
+    (1 when there were problems, not when a target is missed)."""
+    for name, t in targets.items():
+        print(f"{name:{width}s} {t['value']:8.2f}   target {t['target']:7s} {verdict(t['met'])}")
+    res["targets"] = targets
+    res["problems"] = problems
+    if problems:
+        print("\nproblems:")
+        for p in problems:
+            print(f"  - {p}")
+    write_json(json_out, res)
+    return 1 if problems else 0

@@ -31,14 +31,13 @@ import time
 from pathlib import Path
 
 from _common import (
+    finish,
     host_info,
     median,
     pipeline_argv,
     print_table,
     run_child,
-    verdict,
     warm_page_cache,
-    write_json,
 )
 from synth import bench_dir, cached_trace
 
@@ -172,16 +171,7 @@ def main() -> int:
                                                     "met": overhead < TARGET_OVERHEAD},
     }
     print()
-    for name, t in targets.items():
-        print(f"{name:42s} {t['value']:8.2f}   target {t['target']:7s} {verdict(t['met'])}")
-    res["targets"] = targets
-    res["problems"] = problems
-    if problems:
-        print("\nproblems:")
-        for p in problems:
-            print(f"  - {p}")
-    write_json(a.json_out, res)
-    return 1 if problems else 0
+    return finish(res, targets, problems, a.json_out, width=42)
 
 
 if __name__ == "__main__":

@@ -29,14 +29,13 @@ from pathlib import Path
 
 from _common import (
     ChildRun,
+    finish,
     host_info,
     median,
     pipeline_argv,
     print_table,
     run_child,
-    verdict,
     warm_page_cache,
-    write_json,
 )
 from synth import cached_trace, truth_path
 
@@ -197,16 +196,7 @@ def main() -> int:
     print()
     print_table(rows, ["measurement (median)", "seconds", "M packets/s", "peak RSS MiB"])
     print()
-    for name, t in targets.items():
-        print(f"{name:40s} {t['value']:8.2f}   target {t['target']:7s} {verdict(t['met'])}")
-    res["targets"] = targets
-    res["problems"] = problems
-    if problems:
-        print("\nproblems:")
-        for p in problems:
-            print(f"  - {p}")
-    write_json(a.json_out, res)
-    return 1 if problems else 0
+    return finish(res, targets, problems, a.json_out, width=40)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,13 @@ from pathlib import Path
 
 from _common import (
     ChildRun,
+    finish,
     host_info,
     median,
     pipeline_argv,
     print_table,
     run_child,
-    verdict,
     warm_page_cache,
-    write_json,
 )
 from bench_ingest import DPKT_CHILD
 from synth import bench_dir, cached_trace, truth_path
@@ -238,16 +237,7 @@ def main() -> int:
         print(f"  {arch:8s} {v:7.1f} ns/packet   saturation factor {sat.get('factor', float('nan')):.3f} "
               f"({sat.get('limited_by', '?')}, {sat.get('passes', '?')} passes)")
     print()
-    for name, t in targets.items():
-        print(f"{name:36s} {t['value']:8.2f}   target {t['target']:7s} {verdict(t['met'])}")
-    res["targets"] = targets
-    res["problems"] = problems
-    if problems:
-        print("\nproblems:")
-        for p in problems:
-            print(f"  - {p}")
-    write_json(a.json_out, res)
-    return 1 if problems else 0
+    return finish(res, targets, problems, a.json_out, width=36)
 
 
 if __name__ == "__main__":
