@@ -20,6 +20,10 @@ from rich.table import Table
 from pipeline import __version__
 from pipeline.errors import OptionError, PipelineError
 
+# The CLI does no linear algebra: one BLAS thread is enough (OpenBLAS otherwise starts a thread per
+# core when numpy is imported, which then spin; ~0.05 s of CPU per `pipeline replay`).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 if TYPE_CHECKING:
     from pipeline.replay import ReplayConfig, ReplayResult
 
@@ -247,13 +251,22 @@ def replay(
     = False,
 ) -> None:
     """Replay a capture through per-packet CPU cost models of each architecture."""
-    from pipeline.api import replay as api_replay
+    import gc
 
-    cfg = replay_config(arch, arch_file, param_set, params, host, guest, guests, segments, mtu, link_bps,
-                        placement, ring_size, no_saturation)
-    if not trace.exists():
-        raise OptionError(f"{trace}: no such file")
-    result = api_replay(trace, out_dir, cfg, write_packets=not no_packets)
+    # no cyclic garbage is made here, but the imports' allocations trigger collections (~0.05 s)
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from pipeline.api import replay as api_replay
+
+        cfg = replay_config(arch, arch_file, param_set, params, host, guest, guests, segments, mtu, link_bps,
+                            placement, ring_size, no_saturation)
+        if not trace.exists():
+            raise OptionError(f"{trace}: no such file")
+        result = api_replay(trace, out_dir, cfg, write_packets=not no_packets)
+    finally:
+        if gc_enabled:
+            gc.enable()
     for w in result.warnings:
         err.print(f"warning: {w}", markup=False)
     if as_json:
@@ -262,6 +275,70 @@ def replay(
     err.print(f"mapping: {result.mapping.get('explanation', '')}", markup=False)
     _print_comparison(result)
     out.print(f"wrote {out_dir / 'summary.parquet'}" + ("" if no_packets else f" and {out_dir / 'packets.parquet'}"))
+
+
+@app.command()
+def batch(
+    inputs: Annotated[list[Path], typer.Argument(metavar="DIR", help="Directories (searched recursively) or "
+                                                                        "capture files.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset directory (hive-partitioned Parquet + "
+                                                        "manifest.json); re-running resumes it.")],
+    arch: ArchOpt = None, arch_file: ArchFileOpt = None, param_set: ParamSetOpt = "xeon-2.4ghz-e1000",
+    params: ParamsOpt = None, host: HostOpt = None, guest: GuestOpt = None, guests: GuestsOpt = None,
+    segments: SegmentsOpt = "captured", mtu: MtuOpt = 1500, link_bps: LinkOpt = 1e9,
+    placement: PlacementOpt = "shared", ring_size: RingOpt = None, no_saturation: NoSatOpt = False,
+    no_packets: Annotated[bool, typer.Option("--no-packets", help="Do not write per-packet results.")] = False,
+    glob: Annotated[str | None, typer.Option("--glob", help="Only files whose relative path or name matches "
+                                                            "this pattern (e.g. '*.pcap').")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Local worker processes (default: the "
+                                                                   "CPUs available).")] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address (default: "
+                                                  "$DASK_SCHEDULER_ADDRESS; unset: local processes).")] = None,
+    as_guests: Annotated[bool, typer.Option("--as-guests", help="Replay the captures of each directory "
+                                            "together as concurrent guests of one host.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or per-trace lines.")] = False,
+) -> int:
+    """Replay every capture under DIR... into one results dataset (resumable; exit 1 if any trace failed)."""
+    from pipeline.batch import run_batch
+
+    cfg = replay_config(arch, arch_file, param_set, params, host, guest, guests, segments, mtu, link_bps,
+                        placement, ring_size, no_saturation)
+    scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    with _batch_progress(enabled=not quiet) as update:
+        res = run_batch(inputs, out_dir, cfg, glob=glob, jobs=jobs, scheduler=scheduler, as_guests=as_guests,
+                        write_packets=not no_packets, progress=update)
+    for r in res.failed:
+        where = ", ".join(i["path"] for i in r["inputs"])
+        reason = str(r["reason"])
+        err.print(f"failed: {reason if reason.startswith(where) else f'{where}: {reason}'}", markup=False)
+    line = (f"{len(res.ok)} replayed, {len(res.skipped)} up to date, {len(res.failed)} failed "
+            f"in {res.seconds:.1f} s -> {res.dataset}")
+    if not quiet or res.failed:
+        err.print(line, markup=False)
+    return res.exit_code
+
+
+@contextmanager
+def _batch_progress(enabled: bool = True):
+    """One rich progress bar on stderr (traces done, packets, bytes, failures), only on a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=err, transient=True) as prog:
+        task = prog.add_task("batch", total=None, stats="")
+
+        def update(p) -> None:
+            stats = f"{p.packets:,} packets, {p.bytes / 1e6:,.1f}/{p.total_bytes / 1e6:,.1f} MB"
+            if p.failed:
+                stats += f", [red]{p.failed} failed[/red]"
+            if p.skipped:
+                stats += f", {p.skipped} up to date"
+            prog.update(task, completed=p.done, total=p.total, stats=stats)
+
+        yield update
 
 
 @app.command()
@@ -329,6 +406,97 @@ def params(
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     out.print("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+# --- reports (pipeline.report) -------------------------------------------------------------------
+
+FormatOpt = Annotated[str, typer.Option("--format", help="html (self-contained page), md (Markdown + PNG files "
+                                                         "beside it) or both.")]
+
+
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="Replay output directories and/or batch datasets.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Report path without suffix (writes PATH.html, PATH.md, "
+                                                         "PATH_files/).")],
+    fmt: FormatOpt = "both",
+    interval: Annotated[float | None, typer.Option("--interval", help="Seconds per interval of the cycles-over-time "
+                                                                      "graph (default: about 100 intervals).")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many flows in the top-flows table.")] = 10,
+    no_sweep: Annotated[bool, typer.Option("--no-sweep", help="Skip the offered-load sweep.")] = False,
+    no_sensitivity: Annotated[bool, typer.Option("--no-sensitivity", help="Skip the parameter-range runs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress lines on stderr.")] = False,
+) -> None:
+    """A self-contained HTML and/or Markdown report from replay results."""
+    from pipeline.report import make_report
+
+    paths = make_report(results, out_path, fmt, interval_s=interval, sweep=not no_sweep,
+                        sensitivity=not no_sensitivity, top_flows=top,
+                        log=None if quiet else (lambda m: err.print(m, markup=False)))
+    out.print("wrote " + ", ".join(str(p) for k, p in paths.items()))
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="Run A: a replay output directory (or DATASET#TRACE_ID).")],
+    b: Annotated[str, typer.Argument(help="Run B, the same way.")],
+    out_path: Annotated[Path | None, typer.Option("--out", help="Also write an HTML/Markdown comparison here.")]
+    = None,
+    fmt: FormatOpt = "both",
+    threshold: Annotated[float, typer.Option("--threshold", min=0.0, help="Highlight metrics that moved by at "
+                                                                          "least this many percent.")] = 5.0,
+    all_rows: Annotated[bool, typer.Option("--all", help="Print every metric, not only the changed ones.")]
+    = False,
+) -> None:
+    """Two runs side by side (traces, parameter sets or architectures), differences highlighted."""
+    from pipeline.report.compare import make_comparison, metric_rows
+
+    cmp, paths = make_comparison(a, b, out_path, fmt, threshold)
+    if len(cmp.differences):
+        t = Table(title="What differs")
+        for h in ("what", cmp.label_a, cmp.label_b):
+            t.add_column(h, overflow="fold")
+        for _, r in cmp.differences.iterrows():
+            t.add_row(r.what, r.a, r.b)
+        out.print(t)
+    rows = metric_rows(cmp)
+    hl = cmp.metrics.highlight.to_numpy()
+    t = Table(title=f"Metrics (B - A; highlighted: moved >= {threshold:g} %)")
+    for i, h in enumerate(rows.columns):
+        t.add_column(h, justify="left" if i < 2 else "right")
+    shown = 0
+    for i, r in enumerate(rows.itertuples(index=False)):
+        if not (all_rows or hl[i]):
+            continue
+        style = "bold yellow" if hl[i] else None
+        t.add_row(*[str(v) for v in r], style=style)
+        shown += 1
+    if shown:
+        out.print(t)
+    else:
+        out.print(f"no metric moved by {threshold:g} % or more (--all prints every metric)")
+    if paths:
+        out.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@app.command()
+def validate(
+    out_path: Annotated[Path, typer.Option("--out", help="Markdown report to write (figures beside it).")]
+    = Path("reports/validation.md"),
+    traces_dir: Annotated[Path, typer.Option("--traces", help="The bundled captures.")] = Path("traces"),
+    check: Annotated[bool, typer.Option("--check", help="Do not write: exit 1 if the report on disk differs "
+                                                        "from what would be written.")] = False,
+) -> None:
+    """Regenerate reports/validation.md: the model against every published result it can be held to."""
+    from pipeline.report.validation import make_validation_report
+
+    changed, path = make_validation_report(out_path, traces_dir, check=check)
+    if check:
+        out.print(f"{path}: {'differs from' if changed else 'matches'} what `pipeline validate` produces")
+        if changed:
+            raise typer.Exit(1)
+        return
+    out.print(f"wrote {path}")
 
 
 def _fast_exit(code: int) -> None:

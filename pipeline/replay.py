@@ -25,9 +25,14 @@ Interface::
     run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: ReplayConfig, *,
                packet_sink: Callable[[str, dict[str, np.ndarray]], None] | None = None,
                progress: Callable[[str, int], None] | None = None,
-               on_mapping: Callable[[Mapping], None] | None = None) -> ReplayResult
+               on_mapping: Callable[[Mapping], None] | None = None,
+               mapping: Mapping | None = None) -> ReplayResult
     # on_mapping(mapping) is called once, when the host/guest mapping is resolved (before any sink
     # call): mapping.guest_names, mapping.explanation, mapping.to_dict()
+    # mapping: a pre-resolved mapping (anything with classify(chunk), n_guests, guest_names,
+    # explanation, to_dict()) used instead of config.hosts/guests/n_guests, e.g. several traces as
+    # guests (pipeline.batch.guests). An iterator of chunks is read into a list (re-read by the
+    # saturation passes); any other iterable is iterated once per pass.
     # progress(stage, packets_done): "replay" after each chunk of the main pass, "saturation" after
     # each chunk of a saturation pass (host packets; each pass starts again from 0)
 
@@ -54,8 +59,11 @@ any thread count and any chunk size.
 The arrays are reused for the next chunk (fresh arrays per chunk cost more in page faults than the
 model): consume or copy them before returning. Columns:
 packet_index (int64, index in the trace), ts_ns (int64), direction (int8: 0 rx, 1 tx), guest (int32,
-index into ReplayResult.guest_names), cycles_<component> (float64 each), completion_ns (int64, -1 when
-dropped), dropped (bool). Only the modeled host's packets appear.
+index into ReplayResult.guest_names), cycles_<component> (float64 each; float32 if the sink has an
+attribute ``cycles_dtype = numpy.float32``: the kernel then writes them so, sparing a conversion),
+completion_ns (int64, -1 when dropped), dropped (bool). Only the modeled host's packets appear.
+cycles_*, completion_ns and dropped are the reused buffers; packet_index, ts_ns, direction and guest
+are the chunk's own arrays, never modified afterwards.
 
 Metrics (one summary row per arch x guest (names and "all") x direction (rx, tx, all)): packets,
 frames (NIC frames: > packets with segments="mss"), wire_bytes, payload_bytes, cycles_total,
@@ -80,13 +88,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from pipeline.errors import OptionError
 from pipeline.ingest.columns import PacketChunk
+from pipeline.kernels.host_packets import compact_host_packets
 from pipeline.kernels.replay_kernel import (
     LAT_SUB,
     ROW_CYCLES,
@@ -109,6 +117,9 @@ from pipeline.models.registry import (
     compile_architecture,
     resolve_architectures,
 )
+
+if TYPE_CHECKING:  # pandas is imported when the summary is built (start-up time; see api.replay)
+    import pandas as pd
 
 SEGMENT_MODES = ("captured", "mss")
 PLACEMENTS = ("shared", "split", "per-guest")
@@ -200,7 +211,28 @@ class HostPackets:
 
 
 def prepare_chunk(chunk: PacketChunk, mapping: Mapping, segments: str, mtu: int) -> tuple[HostPackets, int]:
-    """Map a chunk to the host's packets (and the number left out)."""
+    """Map a chunk to the host's packets (and the number left out).
+
+    With ``segments="mss"`` a TCP super-segment becomes ceil(payload / mss) frames of at most ``mtu``
+    bytes of IP packet (pipeline.kernels.host_packets; one numba pass).
+    """
+    direction, guest, remote_key = mapping.classify(chunk)
+    direction = np.asarray(direction, np.int8)
+    n = int(np.count_nonzero(direction >= 0))
+    hp = HostPackets(index=np.empty(n, np.int64), ts_ns=np.empty(n, np.int64), direction=np.empty(n, np.int8),
+                     guest=np.empty(n, np.int32), wire_bytes=np.empty(n, np.float64),
+                     payload_bytes=np.empty(n, np.float64), nseg=np.empty(n, np.int64),
+                     remote_key=np.empty(n, np.uint64))
+    compact_host_packets(direction, np.asarray(guest, np.int32), np.asarray(remote_key, np.uint64), chunk.ts_ns,
+                         chunk.wire_len, chunk.payload_len, chunk.ip_total_len, chunk.ip_proto,
+                         int(chunk.first_index), segments == "mss", int(mtu),
+                         hp.index, hp.ts_ns, hp.direction, hp.guest, hp.wire_bytes, hp.payload_bytes, hp.nseg,
+                         hp.remote_key)
+    return hp, int(len(chunk) - n)
+
+
+def _prepare_chunk_numpy(chunk: PacketChunk, mapping: Mapping, segments: str, mtu: int) -> tuple[HostPackets, int]:
+    """:func:`prepare_chunk` in numpy (the reference the kernel is tested against)."""
     direction, guest, remote_key = mapping.classify(chunk)
     keep = direction >= 0
     wire = chunk.wire_len[keep].astype(np.float64)
@@ -253,6 +285,57 @@ class _Source:
         self.info = {"path": None, "packets": n}
 
 
+def _prefetched(chunks: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Iterate ``chunks`` on a background thread, up to ``depth`` items ahead.
+
+    Reading and decoding the next chunk then overlaps the kernels of the current one (the numba
+    framing and the replay kernels release the GIL). Exceptions reach the consumer; stopping early
+    (an error downstream, Ctrl-C) stops the producer and closes ``chunks``.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for ch in chunks:
+                if not put((ch, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # handed to the consumer
+            put((end, e))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    th = threading.Thread(target=produce, name="replay-ingest", daemon=True)
+    th.start()
+    try:
+        while True:
+            ch, err = q.get()
+            if ch is end:
+                if err is not None:
+                    raise err
+                return
+            yield ch
+    finally:
+        stop.set()
+        th.join()
+
+
 @dataclass
 class _Host:
     clock_hz: float
@@ -297,19 +380,21 @@ class _OutBuffers:
     arrays handed to ``packet_sink`` are views into these buffers: valid until the sink returns.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cycles_dtype: Any = np.float64) -> None:
         self.cap = 0
+        self.cycles_dtype = cycles_dtype
 
     def get(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if n > self.cap:
             self.cap = n
-            self.cycles = np.empty((len(COMPONENTS), n), np.float64)
+            self.cycles = np.empty((len(COMPONENTS), n), self.cycles_dtype)
             self.completion = np.empty(n, np.int64)
             self.dropped = np.empty(n, np.bool_)
         return self.cycles[:, :n], self.completion[:n], self.dropped[:n]
 
 
-_NO_OUT = (np.empty((len(COMPONENTS), 0), np.float64), np.empty(0, np.int64), np.empty(0, np.bool_))
+# float32 like the CLI's sink's cycles (one kernel signature for a whole `pipeline replay`)
+_NO_OUT = (np.empty((len(COMPONENTS), 0), np.float32), np.empty(0, np.int64), np.empty(0, np.bool_))
 
 
 def _run(arch: CompiledArch, host: _Host, st: KernelState, hp: HostPackets, t0_ns: int, link_bps: float,
@@ -370,22 +455,24 @@ def _sat_state(factors: np.ndarray, host: _Host, n_guests: int, arch: CompiledAr
 def run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: ReplayConfig, *,
                packet_sink: Callable[[str, dict[str, np.ndarray]], None] | None = None,
                progress: Callable[[str, int], None] | None = None,
-               on_mapping: Callable[[Mapping], None] | None = None) -> ReplayResult:
+               on_mapping: Callable[[Mapping], None] | None = None,
+               mapping: Mapping | None = None) -> ReplayResult:
     """Replay ``trace`` through every architecture of ``config`` (see the module docstring)."""
     config.validate()
     n_threads = config.threads or min(2, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        return _run_replay(trace, config, packet_sink, progress, on_mapping, pool, n_threads)
+        return _run_replay(trace, config, packet_sink, progress, on_mapping, pool, n_threads,
+                           given_mapping=mapping)
 
 
 def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, pool: ThreadPoolExecutor,
-                n_threads: int) -> ReplayResult:
+                n_threads: int, given_mapping: Mapping | None = None) -> ReplayResult:
     params = load_params(config.params, config.param_overrides)
     archs = resolve_architectures(config.archs, config.arch_files)
     compiled = [compile_architecture(a, params) for a in archs]
     warnings: list[str] = []
     source = _Source(trace, config.chunk_packets)
-    if not isinstance(trace, str | Path | PacketChunk):
+    if isinstance(trace, Iterator):
         trace = list(trace)  # re-iterable for the saturation passes
         source.trace = trace
 
@@ -403,19 +490,34 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
     kernel_packets = 0
     wire_dir = np.zeros(2)
     n_guests = 1
-    for chunk in source.chunks():
+    pending: tuple[int, list] | None = None  # (packets read, futures) of the chunk in the kernels
+    parity = 0
+
+    def deliver(packets_read: int, done: list) -> None:
+        for ai, (cols, dt) in enumerate(done):
+            kernel_s[ai] += dt
+            if packet_sink is not None:
+                packet_sink(compiled[ai].name, cols)
+        if progress is not None:
+            progress("replay", packets_read)
+
+    for chunk in _prefetched(source.chunks()):
         total_packets += len(chunk)
         if mapping is None:
             if len(chunk) == 0:
                 continue
-            mapping = resolve_mapping(config.hosts, config.guests, config.n_guests, chunk)
+            mapping = given_mapping or resolve_mapping(config.hosts, config.guests, config.n_guests, chunk)
             if on_mapping is not None:
                 on_mapping(mapping)
             n_guests = mapping.n_guests
             host = _host_setup(params, config, n_guests)
             states = [KernelState(np.array([1.0]), host.n_cpus, n_guests, host.ring_size, a.bridge_capacity)
                       for a in compiled]
-            outs = [_OutBuffers() if packet_sink is not None else None for _ in compiled]
+            # two output buffer sets per arch: the kernels of chunk i fill one while the sink consumes
+            # chunk i-1's from the other
+            cycles_dtype = getattr(packet_sink, "cycles_dtype", np.float64)
+            outs = [(_OutBuffers(cycles_dtype), _OutBuffers(cycles_dtype)) if packet_sink is not None
+                    else (None, None) for _ in compiled]
             t0 = int(chunk.ts_ns[0])
         hp, out = prepare_chunk(chunk, mapping, config.segments, config.mtu)
         left_out += out
@@ -430,15 +532,19 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
             cache.append(hp)
             if sum(len(c) for c in cache) > config.cache_packets:
                 cache = None
-        jobs = [(compiled[ai], host, states[ai], hp, t0, config.link_bps, n_guests, outs[ai])
-                for ai in range(len(compiled))]
-        for ai, (cols, dt) in enumerate(pool.map(_timed_detail_run, jobs)):
-            kernel_s[ai] += dt
-            if packet_sink is not None:
-                packet_sink(compiled[ai].name, cols)
+        # chunk i's kernels start as soon as chunk i-1's are done (each arch's state is sequential);
+        # chunk i-1's outputs go to the sink meanwhile, and the next chunk is read ahead (_prefetched)
+        done = [f.result() for f in pending[1]] if pending is not None else None
+        pending_done = pending
+        pending = (total_packets, [pool.submit(_timed_detail_run, (compiled[ai], host, states[ai], hp, t0,
+                                                                   config.link_bps, n_guests, outs[ai][parity]))
+                                   for ai in range(len(compiled))])
+        parity ^= 1
         kernel_packets += len(hp)
-        if progress is not None:
-            progress("replay", total_packets)
+        if done is not None:
+            deliver(pending_done[0], done)
+    if pending is not None:
+        deliver(pending[0], [f.result() for f in pending[1]])
     warnings += source.warnings
     if mapping is None:
         raise OptionError("the trace has no packets to replay")
@@ -499,9 +605,12 @@ def _saturation_search(compiled, host, states, source, cache, mapping, config, t
     def chunks():
         if cache is not None:
             return iter(cache)
-        return (prepare_chunk(c, mapping, config.segments, config.mtu)[0] for c in source.chunks())
+        return (prepare_chunk(c, mapping, config.segments, config.mtu)[0]
+                for c in _prefetched(source.chunks()))
 
     def run_pass(grids: dict[int, np.ndarray]) -> dict[int, KernelState]:
+        if cache is not None:
+            return run_pass_cached(grids)
         # each architecture's factors are split in parts (one state each) so the threads share the work
         parts: list[tuple[int, KernelState]] = []
         for ai, g in grids.items():
@@ -517,6 +626,30 @@ def _saturation_search(compiled, host, states, source, cache, mapping, config, t
                                                  detail=False), parts))
             done_packets += len(hp)
             if progress is not None:
+                progress("saturation", done_packets)
+        for ai in grids:
+            result[compiled[ai].name]["passes"] += 1
+        return {ai: _merge_states([st for a2, st in parts if a2 == ai]) for ai in grids}
+
+    def run_pass_cached(grids: dict[int, np.ndarray]) -> dict[int, KernelState]:
+        # packets in memory: one job per (architecture, factor), each over every chunk, scheduled
+        # dynamically on the pool (no barrier per chunk; a factor that turns infeasible frees its
+        # thread at once). Factors are independent simulations, so the results are the same.
+        def job(ai: int, st: KernelState) -> None:
+            for hp in cache:
+                if st.dead[0]:
+                    break
+                if len(hp):
+                    _run(compiled[ai], host, st, hp, t0, config.link_bps, n_guests, detail=False)
+
+        parts = [(ai, _sat_state(g[j:j + 1], host, n_guests, compiled[ai], span_ns))
+                 for ai, g in grids.items() for j in range(len(g))]
+        for f in [pool.submit(job, ai, st) for ai, st in parts]:
+            f.result()
+        if progress is not None:
+            done_packets = 0
+            for hp in cache:
+                done_packets += len(hp)
                 progress("saturation", done_packets)
         for ai in grids:
             result[compiled[ai].name]["passes"] += 1
@@ -579,6 +712,8 @@ def _saturation_search(compiled, host, states, source, cache, mapping, config, t
 
 
 def _summary(compiled, states, host, mapping, span_ns, sat) -> pd.DataFrame:
+    import pandas as pd
+
     span_s = span_ns / 1e9 if span_ns > 0 else float("nan")
     out = []
     names = mapping.guest_names
@@ -633,6 +768,8 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
     Columns: arch, packets, saturation_mbps, delivered_mbps, cpu_util_pct, cycles_per_packet,
     cycles_per_byte, drops, then one cycles-per-packet column per component (short names).
     """
+    import pandas as pd
+
     s = summary[(summary.guest == "all") & (summary.direction == "all")]
     out = pd.DataFrame({
         "arch": s.arch.to_numpy(), "packets": s.packets.to_numpy(),
@@ -655,6 +792,8 @@ def sensitivity_rows(trace: str | Path | PacketChunk | Iterable[PacketChunk], co
     and its ``high``. One row per (param, end, arch): saturation_bps, cycles_per_packet and cpu_util
     of the guest "all" / direction "all" row, with the baseline values beside them.
     """
+    import pandas as pd
+
     if not isinstance(trace, str | Path | PacketChunk):
         trace = list(trace)
     params = load_params(config.params, config.param_overrides)

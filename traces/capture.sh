@@ -19,6 +19,8 @@ usage: sudo traces/capture.sh [options]
   --out FILE         output pcap (default traces/iperf3_mtu<MTU>_snap<SNAP>.pcap)
   --mtu N            MTU of both veth ends (default 1500; e.g. 552 for SOSP 2003's small-MTU case)
   --duration S       iperf3 run time in whole seconds (default 1)
+  --bytes N          send N bytes per stream instead of running --duration seconds (iperf3 -n,
+                     e.g. 8M); with --rate 0 this is an unpaced bulk transfer (like ttcp/netperf)
   --rate R           iperf3 target rate per stream, iperf3 -b syntax (default 100M; 0 = unlimited)
   --parallel P       parallel TCP streams per server address (iperf3 -P, default 1)
   --servers N        server addresses in the server namespace (default 1 = 10.99.0.2;
@@ -33,6 +35,7 @@ EOF
 
 MTU=1500
 DURATION=1
+BYTES=""
 RATE=100M
 PARALLEL=1
 SERVERS=1
@@ -47,6 +50,7 @@ while [[ $# -gt 0 ]]; do
         --out) OUT=$2; shift 2 ;;
         --mtu) MTU=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
+        --bytes) BYTES=$2; shift 2 ;;
         --rate) RATE=$2; shift 2 ;;
         --parallel) PARALLEL=$2; shift 2 ;;
         --servers) SERVERS=$2; shift 2 ;;
@@ -65,6 +69,7 @@ is_uint "$DURATION" && (( DURATION >= 1 )) || die "--duration must be a whole nu
 is_uint "$PARALLEL" && (( PARALLEL >= 1 && PARALLEL <= 128 )) || die "--parallel must be in 1..128, got '$PARALLEL'"
 is_uint "$SERVERS" && (( SERVERS >= 1 && SERVERS <= 50 )) || die "--servers must be in 1..50, got '$SERVERS'"
 is_uint "$SNAPLEN" && (( SNAPLEN >= 64 )) || die "--snaplen must be an integer >= 64, got '$SNAPLEN'"
+[[ -z $BYTES || $BYTES =~ ^[0-9]+[KMG]?$ ]] || die "--bytes must look like 8M or 500K, got '$BYTES'"
 [[ $RATE =~ ^[0-9]+(\.[0-9]+)?[KMGkmg]?$ ]] || die "--rate must look like 100M, 1G or 0, got '$RATE'"
 [[ $OFFLOADS == on || $OFFLOADS == off ]] || die "--offloads must be 'on' or 'off', got '$OFFLOADS'"
 
@@ -154,10 +159,11 @@ for i in "${!SERVER_ADDRS[@]}"; do
     PIDS+=("$!")
 done
 sleep 1   # tcpdump and the servers are listening
+if [[ -n $BYTES ]]; then AMOUNT=(-n "$BYTES"); else AMOUNT=(-t "$DURATION"); fi
 CLIENT_PIDS=()
 for i in "${!SERVER_ADDRS[@]}"; do
     ip netns exec "$NS_C" iperf3 -c "${SERVER_ADDRS[$i]}" -B "$CLIENT_ADDR" -p $((BASE_PORT + i)) \
-        -t "$DURATION" -b "$RATE" -P "$PARALLEL" -J >"$WORK/client$i.json" 2>"$WORK/client$i.err" &
+        "${AMOUNT[@]}" -b "$RATE" -P "$PARALLEL" -J >"$WORK/client$i.json" 2>"$WORK/client$i.err" &
     CLIENT_PIDS+=("$!")
 done
 status=0

@@ -359,7 +359,7 @@ def _l4(buf, q, end, proto, ip_payload_len, first_fragment):
 
 # --- the kernel ---------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _decode_kernel(buf, data_off, cap_len, wire_len, linktype,
                    ethertype_out, vlan_id_out, vlan_depth_out, src_mac_out, dst_mac_out,
                    ip_version_out, src_ip_hi_out, src_ip_lo_out, dst_ip_hi_out, dst_ip_lo_out,

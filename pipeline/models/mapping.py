@@ -107,6 +107,7 @@ class Mapping:
     explanation: str
     inferred: bool = False
     _flow_guest: dict[int, int] = field(default_factory=dict, repr=False)
+    _spec_table: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"host": [s.text for s in self.host],
@@ -121,6 +122,28 @@ class Mapping:
         return m
 
     def classify(self, chunk: PacketChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(direction int8: 0 rx, 1 tx, -1 neither; guest int32; remote key uint64) per packet.
+
+        The remote key identifies the far end for the bridge's MAC table: its MAC, or (link types
+        without MACs) a hash of its IP address. One numba pass over the chunk
+        (pipeline.kernels.classify_kernel; :meth:`_classify_numpy` is the same in numpy).
+        """
+        from pipeline.kernels.classify_kernel import classify_kernel, spec_table
+
+        n = len(chunk)
+        if self._spec_table is None:
+            self._spec_table = spec_table(self.host, self.guest_specs)
+        direction = np.empty(n, np.int8)
+        guest = np.empty(n, np.int32)
+        remote_key = np.empty(n, np.uint64)
+        classify_kernel(self._spec_table, bool(self.guest_specs), chunk.ip_version, chunk.src_ip_hi,
+                        chunk.src_ip_lo, chunk.dst_ip_hi, chunk.dst_ip_lo, chunk.src_mac, chunk.dst_mac,
+                        direction, guest, remote_key)
+        if not self.guest_specs and self.n_guests > 1:
+            guest = self._spread(chunk, direction == 1, direction == 0)
+        return direction, guest, remote_key
+
+    def _classify_numpy(self, chunk: PacketChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(direction int8: 0 rx, 1 tx, -1 neither; guest int32; remote key uint64) per packet.
 
         The remote key identifies the far end for the bridge's MAC table: its MAC, or (link types
@@ -199,9 +222,16 @@ def infer_host(chunk: PacketChunk) -> tuple[AddressSpec, str]:
         lo = np.concatenate([chunk.src_ip_lo[ip], chunk.dst_ip_lo[ip]])
         wl = np.concatenate([chunk.wire_len[ip], chunk.wire_len[ip]]).astype(np.int64)
         as_dst = np.concatenate([np.zeros(int(ip.sum())), chunk.wire_len[ip].astype(np.float64)])
-        keys = np.stack([hi, lo], axis=1)
-        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
+        # unique (hi, lo) rows in lexicographic order, as np.unique(axis=0) gives them, but by a
+        # two-key lexsort: np.unique(axis=0) sorts structured rows and took ~0.2 s per 330k addresses
+        order = np.lexsort((lo, hi))
+        s_hi, s_lo = hi[order], lo[order]
+        new = np.empty(len(order), np.bool_)
+        new[0] = True
+        new[1:] = (s_hi[1:] != s_hi[:-1]) | (s_lo[1:] != s_lo[:-1])
+        inv = np.empty(len(order), np.int64)
+        inv[order] = np.cumsum(new) - 1
+        uniq = np.stack([s_hi[new], s_lo[new]], axis=1)
         pk = np.bincount(inv, minlength=len(uniq))
         by = np.bincount(inv, weights=wl, minlength=len(uniq))
         rx = np.bincount(inv, weights=as_dst, minlength=len(uniq))
