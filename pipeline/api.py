@@ -76,9 +76,11 @@ class _PacketWriter:
     """Per-packet results into one Parquet file, encoded on a background thread.
 
     The replay engine reuses its cycle/completion/dropped arrays for the next chunk, so the sink call
-    (engine thread) only copies those (cycles straight to float32: 7 significant digits are plenty
-    for one packet's cycles); building the Arrow table and encoding happen on the writer thread
-    (pyarrow releases the GIL while encoding). The queue is bounded, so memory stays bounded.
+    (engine thread) only copies those into a recycled block (cycles as float32, which the kernel
+    writes directly: 7 significant digits are plenty for one packet's cycles); opening the file,
+    building the Arrow table (from numpy buffers: pa.array() would import pandas) and encoding
+    happen on the writer thread (pyarrow releases the GIL while encoding). The queue and the blocks
+    are bounded, so memory stays bounded.
 
     Encoding, chosen by measurement (8M rows x 14 columns, ../shared/perf-notes.md): required
     (non-null) columns, pages of up to 8 MiB, dictionary encoding only for arch/direction/guest,
@@ -107,50 +109,84 @@ class _PacketWriter:
         self.archs = archs
         self.writer = None
         self.guest_names: list[str] | None = None
-        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUE_CHUNKS)
+        # copies of the engine's reused arrays, recycled once written: fresh multi-megabyte arrays per
+        # chunk cost page faults; QUEUE_CHUNKS + 2 of them at most (in the queue, being written, being
+        # filled), so memory stays bounded
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._n_blocks = 0
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._drain, name="packets-writer", daemon=True)
         self.thread.start()
+
+    #: chunks queued for the writer thread at most
+    QUEUE_CHUNKS = 8
 
     def _drain(self) -> None:
         while True:
             item = self.queue.get()
             if item is None:
                 return
-            if self.error is None:
+            if item[0] == "open":
                 try:
-                    self.writer.write(self._table(*item))
+                    self._open(item[1])
                 except BaseException as e:  # surfaced in the next call or in close()
                     self.error = e
+                continue
+            block = item[-1]
+            try:
+                if self.error is None:
+                    table = self._table(*item)
+                    self.writer.write(table)
+                    del table  # the table's arrays are views of block: drop them before reuse
+            except BaseException as e:  # surfaced in the next call or in close()
+                self.error = e
+            finally:
+                self._free.put(block)
 
     def open(self, guest_names: list[str]) -> None:
-        import pyarrow as pa
+        """Start the file (on the writer thread: pyarrow.parquet may still be importing)."""
+        self.guest_names = list(guest_names)
+        self.queue.put(("open", self.guest_names))
 
+    def _open(self, guest_names: list[str]) -> None:
         from pipeline.models.components import DIRECTIONS
         from pipeline.store import AtomicParquetWriter
 
-        self.guest_names = guest_names
         self.schema = _packet_schema(guest_names)
-        self._dicts = (pa.array(self.archs, pa.string()), pa.array(list(DIRECTIONS), pa.string()),
-                       pa.array(list(guest_names), pa.string()))
+        self._dicts = (_arrow_strings(self.archs), _arrow_strings(list(DIRECTIONS)),
+                       _arrow_strings(list(guest_names)))
         compression = {n: ("none" if n in self.UNCOMPRESSED else "lz4") for n in self.schema.names}
         self.writer = AtomicParquetWriter(self.path, self.schema, compression=compression, **self.WRITER_OPTIONS)
 
-    def _table(self, arch_idx: int, index, ts_ns, direction, guest, cycles, completion, dropped):
-        """The Arrow table of one chunk (writer thread)."""
+    def _table(self, arch_idx: int, index, ts_ns, direction, guest, n: int, block: _Block):
+        """The Arrow table of one chunk (writer thread); its cycle/completion/dropped arrays are views
+        of ``block``."""
         import pyarrow as pa
 
-        n = len(index)
         archs, dirs, guests = self._dicts
         arrays = [
-            pa.DictionaryArray.from_arrays(pa.array(np.full(n, arch_idx, np.int8)), archs),
-            pa.array(index), pa.array(ts_ns),
-            pa.DictionaryArray.from_arrays(pa.array(direction.astype(np.int8, copy=False)), dirs),
-            pa.DictionaryArray.from_arrays(pa.array(guest.astype(np.int32, copy=False)), guests),
+            pa.DictionaryArray.from_arrays(_arrow(np.full(n, arch_idx, np.int8), pa.int8()), archs),
+            _arrow(index, pa.int64()), _arrow(ts_ns, pa.int64()),
+            pa.DictionaryArray.from_arrays(_arrow(direction.astype(np.int8, copy=False), pa.int8()), dirs),
+            pa.DictionaryArray.from_arrays(_arrow(guest.astype(np.int32, copy=False), pa.int32()), guests),
         ]
-        arrays += [pa.array(c) for c in cycles]
-        arrays += [pa.array(completion), pa.array(dropped)]
+        arrays += [_arrow(block.cycles[c, :n], pa.float32()) for c in range(block.cycles.shape[0])]
+        arrays += [_arrow(block.completion[:n], pa.int64()), _arrow(block.dropped[:n], pa.bool_())]
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def _block(self, n: int) -> _Block:
+        """A free copy buffer for n packets (waits for the writer thread when all are in use)."""
+        import queue
+
+        try:
+            block = self._free.get_nowait()
+        except queue.Empty:
+            if self._n_blocks < self.QUEUE_CHUNKS + 2:
+                self._n_blocks += 1
+                return _Block(n)
+            block = self._free.get()
+        return block if block.cap >= n else _Block(n)
 
     def __call__(self, arch: str, cols: dict[str, np.ndarray]) -> None:
         from pipeline.models.components import COMPONENTS
@@ -161,33 +197,92 @@ class _PacketWriter:
         if self.error is not None:
             raise self.error
         # packet_index, ts_ns, direction and guest are the chunk's own arrays (never modified by the
-        # engine); the others are reused buffers: copied here
-        cycles = [cols[f"cycles_{c}"].astype(np.float32) for c in COMPONENTS]  # a copy (a cast if float64)
+        # engine); the others are the engine's reused buffers: copied (float32) into a block
+        block = self._block(n)
+        for ci, c in enumerate(COMPONENTS):
+            np.copyto(block.cycles[ci, :n], cols[f"cycles_{c}"], casting="same_kind")
+        np.copyto(block.completion[:n], cols["completion_ns"])
+        np.copyto(block.dropped[:n], cols["dropped"])
         self.queue.put((self.archs.index(arch), cols["packet_index"], cols["ts_ns"], cols["direction"],
-                        cols["guest"], cycles, cols["completion_ns"].copy(), cols["dropped"].copy()))
+                        cols["guest"], n, block))
 
     def close(self, metadata: dict | None, commit: bool) -> None:
         self.queue.put(None)
         self.thread.join()
-        if self.writer is None:
-            return
-        if commit and self.error is None:
-            if metadata is not None:
-                self.writer.add_metadata(metadata)
-            self.writer.commit()
-        else:
-            self.writer.discard()
+        if self.writer is not None:
+            if commit and self.error is None:
+                if metadata is not None:
+                    self.writer.add_metadata(metadata)
+                self.writer.commit()
+            else:
+                self.writer.discard()
         if self.error is not None:
             raise self.error
 
 
+class _Block:
+    """Copies of one chunk's reused per-packet arrays (float32 cycles, completion, dropped)."""
+
+    def __init__(self, n: int) -> None:
+        from pipeline.models.components import COMPONENTS
+
+        self.cap = n
+        self.cycles = np.empty((len(COMPONENTS), n), np.float32)
+        self.completion = np.empty(n, np.int64)
+        self.dropped = np.empty(n, np.bool_)
+
+
 def _import_for_results() -> None:
-    """Import the output side's heavy modules (run on a background thread by :func:`replay`)."""
+    """Import the output side's heavy module (run on a background thread by :func:`replay`)."""
     try:
-        import pandas  # noqa: F401
         import pyarrow.parquet  # noqa: F401
     except Exception:  # noqa: S110 - the main thread's own import reports any problem
         pass
+
+
+# pyarrow's pa.array() imports pandas (~0.2 s) to check for pandas objects; the replay outputs are
+# built from numpy buffers instead, so a `pipeline replay` process never imports pandas.
+
+def _arrow(values: np.ndarray, typ) -> Any:
+    """A pyarrow array of type ``typ`` over the numpy array ``values`` (zero-copy but for bools,
+    which Arrow stores as bits)."""
+    import pyarrow as pa
+
+    if typ == pa.bool_():
+        return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(np.packbits(values, bitorder="little"))])
+    values = np.ascontiguousarray(values, dtype=_NUMPY_OF_ARROW[str(typ)])
+    return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(values)])
+
+
+_NUMPY_OF_ARROW = {"int8": np.int8, "int32": np.int32, "int64": np.int64, "float": np.float32, "double": np.float64}
+
+
+def _arrow_strings(strings: list[str], large: bool = False) -> Any:
+    """A pyarrow (large_)string array of ``strings``."""
+    import pyarrow as pa
+
+    encoded = [s.encode() for s in strings]
+    offsets = np.zeros(len(encoded) + 1, np.int64 if large else np.int32)
+    offsets[1:] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
+    typ = pa.large_string() if large else pa.string()
+    return pa.Array.from_buffers(typ, len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def _summary_table(rows: list[dict[str, Any]]) -> Any:
+    """The summary rows as the Arrow table pandas would make of them (large_string, int64, double)."""
+    import pyarrow as pa
+
+    names = list(rows[0])
+    arrays = []
+    for name in names:
+        values = [r[name] for r in rows]
+        if all(isinstance(v, str) for v in values):
+            arrays.append(_arrow_strings(values, large=True))
+        elif all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+            arrays.append(_arrow(np.array(values, np.int64), pa.int64()))
+        else:
+            arrays.append(_arrow(np.array(values, np.float64), pa.float64()))
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: ReplayConfig, *,
@@ -217,7 +312,7 @@ def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: 
     writer = _PacketWriter(out / PACKETS_FILE, archs) if (out is not None and write_packets) else None
 
     def sink(arch: str, cols: dict[str, np.ndarray]) -> None:
-        if writer.writer is None:
+        if writer.guest_names is None:
             writer.open(_guest_names_hint[0])
         writer(arch, cols)
 
@@ -255,12 +350,10 @@ def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: 
         "kernel_ns_per_packet": result.kernel_ns_per_packet,
     }
     if out is not None:
-        import pyarrow as pa
 
         from pipeline.store import write_table_atomic
 
         if writer is not None:
             writer.close(metadata, commit=True)
-        write_table_atomic(pa.Table.from_pandas(result.summary, preserve_index=False), out / SUMMARY_FILE,
-                           metadata)
+        write_table_atomic(_summary_table(result.summary_rows), out / SUMMARY_FILE, metadata)
     return result

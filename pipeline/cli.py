@@ -208,21 +208,21 @@ def replay_config(arch: list[str] | None, arch_file: list[Path] | None, param_se
 
 def _print_comparison(result: ReplayResult) -> None:
     from pipeline.models.components import COMPONENTS
-    from pipeline.replay import comparison_table
+    from pipeline.replay import comparison_rows
 
-    table = comparison_table(result.summary)
-    linux = table[table.arch == "linux"]
-    base = float(linux.saturation_mbps.iloc[0]) if len(linux) else 0.0
+    table = comparison_rows(result.summary_rows)  # pandas-free: the CLI never imports pandas
+    linux = [r for r in table if r["arch"] == "linux"]
+    base = float(linux[0]["saturation_mbps"]) if linux else 0.0
     t = Table(title="Architecture comparison (all guests, both directions)")
     for h in ("arch", "saturation Mb/s", "vs linux", "limited by", "delivered Mb/s", "CPU %", "cycles/pkt",
               "cycles/byte", "drops"):
         t.add_column(h, justify="left" if h in ("arch", "limited by") else "right")
-    for _, r in table.iterrows():
-        sat = result.saturation.get(r.arch, {})
-        ratio = f"{r.saturation_mbps / base:.2f}x" if base > 0 else "-"
-        t.add_row(r.arch, f"{r.saturation_mbps:,.1f}", ratio, str(sat.get("limited_by", "")),
-                  f"{r.delivered_mbps:,.1f}", f"{r.cpu_util_pct:.1f}", f"{r.cycles_per_packet:,.0f}",
-                  f"{r.cycles_per_byte:.2f}", f"{int(r.drops):,}")
+    for r in table:
+        sat = result.saturation.get(r["arch"], {})
+        ratio = f"{r['saturation_mbps'] / base:.2f}x" if base > 0 else "-"
+        t.add_row(r["arch"], f"{r['saturation_mbps']:,.1f}", ratio, str(sat.get("limited_by", "")),
+                  f"{r['delivered_mbps']:,.1f}", f"{r['cpu_util_pct']:.1f}", f"{r['cycles_per_packet']:,.0f}",
+                  f"{r['cycles_per_byte']:.2f}", f"{int(r['drops']):,}")
     out.print(t)
     short = {"interrupt": "irq", "descriptor": "desc", "bridge": "bridge", "segment_switch": "seg sw",
              "domain_switch": "dom sw", "hypercall_event": "hcall/evt", "grant_copy": "grant/copy",
@@ -232,8 +232,8 @@ def _print_comparison(result: ReplayResult) -> None:
     for c in COMPONENTS:
         t.add_column(short.get(c, c), justify="right")
     t.add_column("total", justify="right")
-    for _, r in table.iterrows():
-        t.add_row(r.arch, *[f"{getattr(r, c):,.0f}" for c in COMPONENTS], f"{r.cycles_per_packet:,.0f}")
+    for r in table:
+        t.add_row(r["arch"], *[f"{r[c]:,.0f}" for c in COMPONENTS], f"{r['cycles_per_packet']:,.0f}")
     out.print(t)
 
 
@@ -253,20 +253,25 @@ def replay(
     """Replay a capture through per-packet CPU cost models of each architecture."""
     import gc
 
-    # no cyclic garbage is made here, but the imports' allocations trigger collections (~0.05 s)
+    # little cyclic garbage is made here, but the imports' allocations trigger collections (~0.05 s,
+    # and a full one of everything imported if enabled again before printing): off for the command
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        from pipeline.api import replay as api_replay
-
-        cfg = replay_config(arch, arch_file, param_set, params, host, guest, guests, segments, mtu, link_bps,
-                            placement, ring_size, no_saturation)
-        if not trace.exists():
-            raise OptionError(f"{trace}: no such file")
-        result = api_replay(trace, out_dir, cfg, write_packets=not no_packets)
+        _replay_command(trace, out_dir, replay_config(arch, arch_file, param_set, params, host, guest, guests,
+                                                      segments, mtu, link_bps, placement, ring_size,
+                                                      no_saturation), no_packets, as_json)
     finally:
         if gc_enabled:
             gc.enable()
+
+
+def _replay_command(trace: Path, out_dir: Path, cfg: ReplayConfig, no_packets: bool, as_json: bool) -> None:
+    from pipeline.api import replay as api_replay
+
+    if not trace.exists():
+        raise OptionError(f"{trace}: no such file")
+    result = api_replay(trace, out_dir, cfg, write_packets=not no_packets)
     for w in result.warnings:
         err.print(f"warning: {w}", markup=False)
     if as_json:

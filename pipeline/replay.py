@@ -36,14 +36,17 @@ Interface::
     # progress(stage, packets_done): "replay" after each chunk of the main pass, "saturation" after
     # each chunk of a saturation pass (host packets; each pass starts again from 0)
 
-    ReplayResult: summary (DataFrame, SUMMARY_COLUMNS + cpu_util_cpu<i>), mapping (dict: host, guests,
+    ReplayResult: summary (DataFrame, SUMMARY_COLUMNS + cpu_util_cpu<i>; built on first access from
+                  summary_rows, the same rows as dicts), mapping (dict: host, guests,
                   n_guests, guest_names, explanation (one line for the CLI), inferred), config (dict),
                   params (list of dicts with provenance, the parameters the chosen archs use),
                   trace (dict: the ingest's TraceInfo.to_dict() + first/last ts, span, host/left-out
                   packet counts), warnings (list[str]), saturation (dict arch -> {factor, limited_by,
-                  passes, link_factor}), guest_names (list[str]), kernel_ns_per_packet (dict arch -> ns)
+                  passes, link_factor}), guest_names (list[str]), kernel_ns_per_packet (dict arch -> CPU ns of
+                  the main pass's kernel per host packet, per-packet outputs included)
 
     comparison_table(summary) -> DataFrame   # the compact per-arch table the CLI prints
+    comparison_rows(summary_rows) -> list[dict]  # the same, pandas-free (what the CLI uses)
     prepare_chunk(chunk, mapping, segments, mtu) -> (HostPackets, n_left_out)
 
 Related (pipeline.models): registry.list_architectures(), get_architecture(name), load_arch_file(path),
@@ -53,7 +56,10 @@ params.load_params(name_or_path, overrides) (``pipeline params``), fit.validatio
 published results for the validation report).
 
 Per-arch work runs on ``threads`` threads (numba kernels release the GIL); the result is the same for
-any thread count and any chunk size.
+any thread count and any chunk size. The main pass is pipelined: the next chunk is read and decoded
+on a background thread while the current one is in the kernels, and the sink receives chunk i-1
+while the kernels run chunk i (two output buffer sets per arch). With the packets cached in memory,
+each saturation simulation (arch, factor) is one job over all chunks, scheduled dynamically.
 
 ``packet_sink(arch, columns)`` receives per-packet results chunk by chunk (PACKET_RESULT_COLUMNS).
 The arrays are reused for the next chunk (fresh arrays per chunk cost more in page faults than the
@@ -127,6 +133,7 @@ PACKET_RESULT_COLUMNS: tuple[str, ...] = (
     ("packet_index", "ts_ns", "direction", "guest")
     + tuple(f"cycles_{c}" for c in COMPONENTS) + ("completion_ns", "dropped"))
 _SAT_GRID = 8
+_SAT_MAX_THREADS = 16  # saturation simulations run at once (time-sliced), threads=None
 
 
 @dataclass
@@ -182,7 +189,7 @@ class ReplayConfig:
 
 @dataclass
 class ReplayResult:
-    summary: pd.DataFrame
+    summary_rows: list[dict[str, Any]]  # the summary, one dict per row in order (no pandas needed)
     mapping: dict[str, Any]
     config: dict[str, Any]
     params: list[dict[str, Any]]
@@ -191,6 +198,16 @@ class ReplayResult:
     saturation: dict[str, dict[str, Any]]
     guest_names: list[str]
     kernel_ns_per_packet: dict[str, float]
+    _summary_frame: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The summary as a DataFrame, built on first use (the CLI never needs pandas: ~0.2 s)."""
+        if self._summary_frame is None:
+            import pandas as pd
+
+            self._summary_frame = pd.DataFrame(self.summary_rows)
+        return self._summary_frame
 
 
 @dataclass
@@ -368,9 +385,10 @@ def _host_setup(params: ParamSet, config: ReplayConfig, n_guests: int) -> _Host:
 
 def _timed_detail_run(job: tuple) -> tuple[dict[str, np.ndarray] | None, float]:
     arch, host, st, hp, t0, link_bps, n_guests, out = job
-    t_start = time.perf_counter()
+    # the thread's CPU time, not wall time: the kernel's own cost, whatever else runs meanwhile
+    t_start = time.thread_time()
     cols = _run(arch, host, st, hp, t0, link_bps, n_guests, detail=True, out=out)
-    return cols, time.perf_counter() - t_start
+    return cols, time.thread_time() - t_start
 
 
 class _OutBuffers:
@@ -460,7 +478,9 @@ def run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: 
     """Replay ``trace`` through every architecture of ``config`` (see the module docstring)."""
     config.validate()
     n_threads = config.threads or min(2, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+    # threads=None: one worker per arch, so a chunk's arch kernels run at once, time-sliced
+    workers = n_threads if config.threads else max(n_threads, len(config.archs))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         return _run_replay(trace, config, packet_sink, progress, on_mapping, pool, n_threads,
                            given_mapping=mapping)
 
@@ -569,14 +589,14 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
         if span_ns <= 0:
             warnings.append("trace span is 0 ns: utilisation, throughput and saturation are undefined")
 
-    summary = _summary(compiled, states, host, mapping, span_ns, sat)
+    summary_rows = _summary_rows(compiled, states, host, mapping, span_ns, sat)
     trace_info = dict(source.info)
     trace_info.update({"first_ts_ns": first_ts, "last_ts_ns": last_ts, "span_ns": span_ns,
                        "host_packets": int(states[0].acc_rows[:, :, ROW_PACKETS].sum()),
                        "left_out_packets": left_out})
     arch_params = sorted({p for a in archs for p in a.param_names()} | set(HOST_PARAMS))
     return ReplayResult(
-        summary=summary, mapping=mapping.to_dict(), config=config.to_dict(),
+        summary_rows=summary_rows, mapping=mapping.to_dict(), config=config.to_dict(),
         params=params.rows([p for p in arch_params if p in params]), trace=trace_info, warnings=warnings,
         saturation=sat, guest_names=list(mapping.guest_names),
         kernel_ns_per_packet={a.name: (1e9 * kernel_s[i] / kernel_packets if kernel_packets else float("nan"))
@@ -644,8 +664,16 @@ def _saturation_search(compiled, host, states, source, cache, mapping, config, t
 
         parts = [(ai, _sat_state(g[j:j + 1], host, n_guests, compiled[ai], span_ns))
                  for ai, g in grids.items() for j in range(len(g))]
-        for f in [pool.submit(job, ai, st) for ai, st in parts]:
-            f.result()
+        if config.threads is None:
+            # all simulations of the pass at once, time-sliced by the OS: a pass ends when its work is
+            # done (total / CPUs), not after whole rounds of `threads` simulations (5 feasible
+            # factors on 2 threads: 3 rounds, one of them on one CPU). An explicit `threads` is kept.
+            with ThreadPoolExecutor(max_workers=min(len(parts), _SAT_MAX_THREADS)) as sat_pool:
+                for f in [sat_pool.submit(job, ai, st) for ai, st in parts]:
+                    f.result()
+        else:
+            for f in [pool.submit(job, ai, st) for ai, st in parts]:
+                f.result()
         if progress is not None:
             done_packets = 0
             for hp in cache:
@@ -711,9 +739,7 @@ def _saturation_search(compiled, host, states, source, cache, mapping, config, t
     return result
 
 
-def _summary(compiled, states, host, mapping, span_ns, sat) -> pd.DataFrame:
-    import pandas as pd
-
+def _summary_rows(compiled, states, host, mapping, span_ns, sat) -> list[dict[str, Any]]:
     span_s = span_ns / 1e9 if span_ns > 0 else float("nan")
     out = []
     names = mapping.guest_names
@@ -751,7 +777,7 @@ def _summary(compiled, states, host, mapping, span_ns, sat) -> pd.DataFrame:
                 row["latency_p50_ns"] = _percentile(hist, 0.50)
                 row["latency_p99_ns"] = _percentile(hist, 0.99)
                 out.append(row)
-    return pd.DataFrame(out)
+    return out
 
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -760,6 +786,23 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     + tuple(f"cycles_{c}" for c in COMPONENTS) + ("cpu_util",) + tuple(f"cpu_util_{c}" for c in CONTEXTS)
     + ("delivered_bps", "saturation_bps", "drops", "latency_p50_ns", "latency_p99_ns"))
 """Summary columns, in order (plus cpu_util_cpu<i> for each CPU of the placement, after cpu_util_guest)."""
+
+
+def comparison_rows(summary_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`comparison_table` as a list of dicts, from ReplayResult.summary_rows (no pandas)."""
+    out = []
+    for s in summary_rows:
+        if s["guest"] != "all" or s["direction"] != "all":
+            continue
+        packets = s["packets"]
+        row = {"arch": s["arch"], "packets": packets, "saturation_mbps": s["saturation_bps"] / 1e6,
+               "delivered_mbps": s["delivered_bps"] / 1e6, "cpu_util_pct": 100.0 * s["cpu_util"],
+               "cycles_per_packet": s["cycles_per_packet"], "cycles_per_byte": s["cycles_per_byte"],
+               "drops": s["drops"]}
+        for c in COMPONENTS:
+            row[c] = s[f"cycles_{c}"] / packets if packets > 0 else float("nan")
+        out.append(row)
+    return out
 
 
 def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:

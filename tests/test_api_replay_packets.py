@@ -56,3 +56,16 @@ def test_packets_parquet_layout(bundled_traces, tmp_path):
     assert col["ts_ns"].statistics is not None and col["cycles_stack"].statistics is None
     assert read_metadata(tmp_path / PACKETS_FILE)["run_id"] == read_metadata(tmp_path / "summary.parquet")["run_id"]
     assert meta.num_rows == 2 * res.summary.query("guest == 'all' and direction == 'all'").packets.iloc[0]
+
+
+def test_a_writer_failure_fails_the_run_and_leaves_no_file(bundled_traces, tmp_path, monkeypatch):
+    from pipeline.store import AtomicParquetWriter
+
+    def full_disk(self, table):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(AtomicParquetWriter, "write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        replay(bundled_traces / "iperf3_mtu1500_3guests_snap96.pcap", tmp_path,
+               ReplayConfig(guests=GUESTS3, chunk_packets=2000, saturation=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no packets.parquet, no temporary file

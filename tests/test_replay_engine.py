@@ -63,11 +63,12 @@ def _run(trace, **kw):
 def test_saturation_search_is_the_same_cached_streamed_and_on_any_thread_count(bundled_traces):
     # ring_size 16: drops at modest rates, so every arch needs several bracketing passes
     f = bundled_traces / "iperf3_mtu1500_3guests_snap96.pcap"
-    cached, p_cached = _run(f, threads=2, chunk_packets=3000)
+    cached, p_cached = _run(f, chunk_packets=3000)  # threads=None: all of a pass's simulations at once
     streamed, p_streamed = _run(f, threads=2, chunk_packets=3000, cache_packets=0)
     single, _ = _run(f, threads=1)
+    pooled, _ = _run(f, threads=2)
     assert max(s["passes"] for s in cached.saturation.values()) >= 3
-    for other in (streamed, single):
+    for other in (streamed, single, pooled):
         assert other.saturation == cached.saturation  # exactly: same factors, same passes
         pd.testing.assert_frame_equal(other.summary, cached.summary, check_exact=True)
     # progress: the same calls whether the saturation passes read the cache or the file

