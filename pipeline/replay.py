@@ -76,7 +76,12 @@ frames (NIC frames: > packets with segments="mss"), wire_bytes, payload_bytes, c
 cycles_per_packet, cycles_per_byte (per wire byte), cycles_<component>, cpu_util (cycles / (clock x
 trace span), fraction of one CPU), cpu_util_<context>, cpu_util_cpu<i>, delivered_bps (wire bits of
 delivered packets / span), saturation_bps (this row's wire bits x the saturation factor / span),
-drops, latency_p50_ns, latency_p99_ns (log-binned histogram, about 4 % resolution).
+cpu_bound_bps (this row's delivered wire bits per second when the replay at the trace's own timing
+is time-compressed until its busiest CPU is 100 % busy, with the cycles and batching of the trace's
+own timing, ignoring drops and the link: what the CPUs alone sustain for this traffic mix, the
+quantity a CPU-bound closed-loop sender such as ttcp/netperf measures; the open-loop, no-drop
+saturation_bps is usually lower. Under overload at the trace's own timing (drops > 0) batches are
+fuller than at the CPU-bound point, so it is optimistic there), drops, latency_p50_ns, latency_p99_ns (log-binned histogram, about 4 % resolution).
 
 Saturation: the trace is replayed compressed by factors k (arrival times divided by k). A factor is
 feasible when nothing is dropped and no CPU is busy more than the compressed span. The search
@@ -747,6 +752,7 @@ def _summary_rows(compiled, states, host, mapping, span_ns, sat) -> list[dict[st
     for ai, a in enumerate(compiled):
         st = states[ai]
         k_sat = sat[a.name]["factor"]
+        busiest_cpu_cycles = float(st.acc_cpu_row.sum(axis=(0, 1)).max())
         for gsel in list(range(G)) + ["all"]:
             for dsel in ["rx", "tx", "all"]:
                 gs = list(range(G)) if gsel == "all" else [gsel]
@@ -772,6 +778,8 @@ def _summary_rows(compiled, states, host, mapping, span_ns, sat) -> list[dict[st
                     row[f"cpu_util_cpu{c}"] = float(cpu[c] / host.clock_hz / span_s)
                 row["delivered_bps"] = float(8.0 * acc[ROW_DELIVERED_WIRE] / span_s)
                 row["saturation_bps"] = float(8.0 * wire * k_sat / span_s)
+                row["cpu_bound_bps"] = (float(8.0 * acc[ROW_DELIVERED_WIRE] * host.clock_hz / busiest_cpu_cycles)
+                                        if busiest_cpu_cycles > 0 else float("nan"))
                 row["drops"] = int(acc[ROW_DROPS])
                 hist = st.lat_hist[gs][:, ds].sum(axis=(0, 1))
                 row["latency_p50_ns"] = _percentile(hist, 0.50)
@@ -784,7 +792,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     ("arch", "guest", "direction", "packets", "frames", "wire_bytes", "payload_bytes", "cycles_total",
      "cycles_per_packet", "cycles_per_byte")
     + tuple(f"cycles_{c}" for c in COMPONENTS) + ("cpu_util",) + tuple(f"cpu_util_{c}" for c in CONTEXTS)
-    + ("delivered_bps", "saturation_bps", "drops", "latency_p50_ns", "latency_p99_ns"))
+    + ("delivered_bps", "saturation_bps", "cpu_bound_bps", "drops", "latency_p50_ns", "latency_p99_ns"))
 """Summary columns, in order (plus cpu_util_cpu<i> for each CPU of the placement, after cpu_util_guest)."""
 
 

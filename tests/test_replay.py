@@ -44,14 +44,24 @@ def three_guests(bundled_traces):
 
 def test_summary_columns_and_rows(rx1500):
     s = rx1500.summary
-    assert list(s.columns[:len(SUMMARY_COLUMNS) - 5]) == list(SUMMARY_COLUMNS[:-5])
-    assert {"cpu_util_cpu0", "saturation_bps", "latency_p99_ns"} <= set(s.columns)
+    assert list(s.columns[:len(SUMMARY_COLUMNS) - 6]) == list(SUMMARY_COLUMNS[:-6])
+    assert {"cpu_util_cpu0", "saturation_bps", "cpu_bound_bps", "latency_p99_ns"} <= set(s.columns)
     assert len(s) == 4 * 2 * 3   # 4 archs x (g0, all) x (rx, tx, all)
     assert rx1500.mapping["host"] == ["10.99.0.2"]
     assert rx1500.params and all({"name", "value", "source", "status"} <= set(p) for p in rx1500.params)
     assert rx1500.trace["packets"] == 9343
     assert _row(rx1500, "linux", direction="rx").packets == 8753   # 8640 + 96 data + control
     assert any("left out" in w for w in rx1500.warnings)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_cpu_bound_rate_is_the_rate_that_fills_the_cpu(rx1500, arch):
+    """Shared placement = one CPU: the CPU-bound rate is the delivered wire rate / CPU utilisation."""
+    r = _row(rx1500, arch)
+    assert r.drops == 0
+    assert r.cpu_bound_bps == pytest.approx(r.delivered_bps / r.cpu_util, rel=1e-9)
+    rx = _row(rx1500, arch, direction="rx")
+    assert rx.cpu_bound_bps / r.cpu_bound_bps == pytest.approx(rx.wire_bytes / r.wire_bytes, rel=1e-9)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
