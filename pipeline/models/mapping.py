@@ -17,18 +17,14 @@ neither get direction -1 and are left out of the replay (counted).
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipeline.errors import OptionError
+from pipeline.ingest.addresses import format_ip, format_mac, match_cidr, parse_cidr, parse_mac
 from pipeline.ingest.columns import PacketChunk
 from pipeline.models.components import DIR_NONE
-
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$")
-_MASK64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -46,44 +42,24 @@ class AddressSpec:
         """Boolean array: does the packet's ``side`` ("src" | "dst") address fall in this spec."""
         if self.kind == "mac":
             return getattr(chunk, f"{side}_mac") == np.uint64(self.mac)
-        hi = getattr(chunk, f"{side}_ip_hi")
-        lo = getattr(chunk, f"{side}_ip_lo")
-        has_ip = chunk.ip_version != 0
-        p = self.prefix
-        mhi = np.uint64(_MASK64 ^ ((1 << (64 - min(p, 64))) - 1) if p > 0 else 0)
-        plo = max(p - 64, 0)
-        mlo = np.uint64(_MASK64 ^ ((1 << (64 - plo)) - 1) if plo > 0 else 0)
-        return has_ip & ((hi & mhi) == np.uint64(self.hi & int(mhi))) & \
-            ((lo & mlo) == np.uint64(self.lo & int(mlo)))
+        in_prefix = match_cidr(getattr(chunk, f"{side}_ip_hi"), getattr(chunk, f"{side}_ip_lo"),
+                               (self.hi, self.lo, self.prefix))
+        return (chunk.ip_version != 0) & in_prefix
 
 
 def parse_address(text: str) -> AddressSpec:
-    """Parse ``ADDR``, ``CIDR`` (IPv4 or IPv6) or a MAC (``aa:bb:cc:dd:ee:ff``)."""
+    """Parse ``ADDR``, ``CIDR`` (IPv4 or IPv6) or a MAC (``aa:bb:cc:dd:ee:ff`` and the other
+    spellings :func:`pipeline.ingest.addresses.parse_mac` accepts)."""
     t = text.strip()
-    if _MAC_RE.match(t):
-        return AddressSpec(text=t, kind="mac", mac=int(re.sub(r"[:-]", "", t), 16))
     try:
-        net = ipaddress.ip_network(t, strict=False)
-    except ValueError:
+        return AddressSpec(text=t, kind="mac", mac=parse_mac(t))
+    except OptionError:
+        pass
+    try:
+        hi, lo, prefix = parse_cidr(t)
+    except OptionError:
         raise OptionError(f"not an IP address, CIDR prefix or MAC address: {text!r}") from None
-    if net.version == 4:
-        value = (0xFFFF << 32) | int(net.network_address)
-        prefix = 96 + net.prefixlen
-    else:
-        value = int(net.network_address)
-        prefix = net.prefixlen
-    return AddressSpec(text=t, kind="ip", hi=value >> 64, lo=value & _MASK64, prefix=prefix)
-
-
-def format_ip(hi: int, lo: int) -> str:
-    v = (int(hi) << 64) | int(lo)
-    if (v >> 32) == 0xFFFF:
-        return str(ipaddress.IPv4Address(v & 0xFFFFFFFF))
-    return str(ipaddress.IPv6Address(v))
-
-
-def format_mac(v: int) -> str:
-    return ":".join(f"{(int(v) >> (8 * (5 - i))) & 0xFF:02x}" for i in range(6))
+    return AddressSpec(text=t, kind="ip", hi=hi, lo=lo, prefix=prefix)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
