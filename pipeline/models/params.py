@@ -123,12 +123,13 @@ def _parse_entry(name: str, raw: Any, where: str) -> Param:
                  fitted_to=str(raw.get("fitted_to", "")))
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "parameter file") -> dict[str, Any]:
+    """A TOML file as a dict; one-line :class:`OptionError` naming the file when it cannot be used."""
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise OptionError(f"{path}: parameter file not found") from None
+        raise OptionError(f"{path}: {what} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise OptionError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
@@ -155,7 +156,7 @@ def _load_set(name_or_path: str | Path, depth: int = 0) -> ParamSet:
     if depth > 8:
         raise OptionError(f"parameter set {name_or_path!r}: 'inherits' chain too deep")
     path = _resolve_path(name_or_path)
-    raw = _read_toml(path)
+    raw = read_toml(path)
     meta = raw.pop("meta", {}) or {}
     base: ParamSet | None = None
     if meta.get("inherits"):
@@ -182,7 +183,7 @@ def load_params(name_or_path: str | Path = DEFAULT_PARAMS,
         return ps
     if isinstance(overrides, str | Path):
         where = str(overrides)
-        raw = _read_toml(Path(overrides))
+        raw = read_toml(Path(overrides))
         raw.pop("meta", None)
     else:
         where = "overrides"

@@ -28,7 +28,6 @@ A domain switch (component ``domain_switch``) is charged automatically, paramete
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from pipeline.models.components import (
     CONTEXTS,
     DIRECTIONS,
 )
-from pipeline.models.params import ParamSet
+from pipeline.models.params import ParamSet, read_toml
 
 ARCHS_DIR = Path(__file__).with_name("archs")
 #: The architectures run when the user names none.
@@ -217,16 +216,7 @@ def parse_architecture(raw: dict[str, Any], where: str) -> Architecture:
 def load_arch_file(path: str | Path) -> Architecture:
     """Load and validate one architecture TOML file."""
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise OptionError(f"{p}: architecture file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise OptionError(f"{p}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise OptionError(f"{p}: cannot read: {exc.strerror}") from None
-    return parse_architecture(raw, str(p))
+    return parse_architecture(read_toml(p, "architecture file"), str(p))
 
 
 _BUNDLED: dict[str, Architecture] = {}
