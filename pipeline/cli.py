@@ -173,7 +173,7 @@ HostOpt = Annotated[list[str] | None, typer.Option(
 GuestOpt = Annotated[list[str] | None, typer.Option(
     "--guest", help="A guest of the host: NAME=ADDR|CIDR|MAC (repeatable).")]
 GuestsOpt = Annotated[int | None, typer.Option(
-    "--guests", min=1, help="Spread the host's flows over N guests (by flow hash).")]
+    "--guests", min=1, help="Spread the host's flows over N guests (round-robin in order of first appearance).")]
 SegmentsOpt = Annotated[str, typer.Option(
     "--segments", help="TSO/GRO super-segments: 'captured' (as the capture shows them) or 'mss' (split).")]
 MtuOpt = Annotated[int, typer.Option("--mtu", min=68, help="MTU for --segments mss (bytes).")]
