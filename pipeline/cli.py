@@ -271,7 +271,12 @@ def _replay_command(trace: Path, out_dir: Path, cfg: ReplayConfig, no_packets: b
 
     if not trace.exists():
         raise OptionError(f"{trace}: no such file")
-    result = api_replay(trace, out_dir, cfg, write_packets=not no_packets)
+    try:
+        result = api_replay(trace, out_dir, cfg, write_packets=not no_packets)
+    except OptionError as e:  # say which file, as for unreadable input
+        if str(trace) in str(e):
+            raise
+        raise OptionError(f"{trace}: {e}") from None
     for w in result.warnings:
         err.print(f"warning: {w}", markup=False)
     if as_json:
