@@ -214,14 +214,14 @@ def _print_comparison(result: ReplayResult) -> None:
     linux = [r for r in table if r["arch"] == "linux"]
     base = float(linux[0]["saturation_mbps"]) if linux else 0.0
     t = Table(title="Architecture comparison (all guests, both directions)")
-    for h in ("arch", "saturation Mb/s", "vs linux", "limited by", "delivered Mb/s", "CPU %", "cycles/pkt",
-              "cycles/byte", "drops"):
+    for h in ("arch", "saturation Mb/s", "vs linux", "limited by", "CPU-bound Mb/s", "delivered Mb/s", "CPU %",
+              "cycles/pkt", "cycles/byte", "drops"):
         t.add_column(h, justify="left" if h in ("arch", "limited by") else "right")
     for r in table:
         sat = result.saturation.get(r["arch"], {})
         ratio = f"{r['saturation_mbps'] / base:.2f}x" if base > 0 else "-"
         t.add_row(r["arch"], f"{r['saturation_mbps']:,.1f}", ratio, str(sat.get("limited_by", "")),
-                  f"{r['delivered_mbps']:,.1f}", f"{r['cpu_util_pct']:.1f}", f"{r['cycles_per_packet']:,.0f}",
+                  f"{r['cpu_bound_mbps']:,.1f}", f"{r['delivered_mbps']:,.1f}", f"{r['cpu_util_pct']:.1f}", f"{r['cycles_per_packet']:,.0f}",
                   f"{r['cycles_per_byte']:.2f}", f"{int(r['drops']):,}")
     out.print(t)
     short = {"interrupt": "irq", "descriptor": "desc", "bridge": "bridge", "segment_switch": "seg sw",

@@ -804,6 +804,7 @@ def comparison_rows(summary_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         packets = s["packets"]
         row = {"arch": s["arch"], "packets": packets, "saturation_mbps": s["saturation_bps"] / 1e6,
+               "cpu_bound_mbps": s["cpu_bound_bps"] / 1e6,
                "delivered_mbps": s["delivered_bps"] / 1e6, "cpu_util_pct": 100.0 * s["cpu_util"],
                "cycles_per_packet": s["cycles_per_packet"], "cycles_per_byte": s["cycles_per_byte"],
                "drops": s["drops"]}

@@ -38,14 +38,17 @@ def _all_row(run: RunResults, guest: str = "all", direction: str = "all") -> pd.
 def arch_table(run: RunResults) -> pd.DataFrame:
     """Per architecture (guest all, both directions): the comparison with ratios to ``linux``.
 
-    Columns: saturation_mbps, limited_by, sat_vs_linux, delivered_mbps, cpu_util_pct,
-    cycles_per_packet, cpp_vs_linux, cycles_per_byte, drops, latency_p99_us.
+    Columns: saturation_mbps, limited_by, sat_vs_linux, cpu_bound_mbps (when the results have it:
+    the rate at which the busiest CPU is 100 % busy, drops and link ignored), delivered_mbps,
+    cpu_util_pct, cycles_per_packet, cpp_vs_linux, cycles_per_byte, drops, latency_p99_us.
     """
     rows = _all_row(run)
     sat = run.metadata.get("saturation") or {}
     out = pd.DataFrame(index=pd.Index(run.archs, name="arch"))
     out["saturation_mbps"] = rows.saturation_bps / 1e6
     out["limited_by"] = [str((sat.get(a) or {}).get("limited_by", "")) for a in out.index]
+    if "cpu_bound_bps" in rows:
+        out["cpu_bound_mbps"] = rows.cpu_bound_bps / 1e6
     out["delivered_mbps"] = rows.delivered_bps / 1e6
     out["cpu_util_pct"] = 100.0 * rows.cpu_util
     out["cycles_per_packet"] = rows.cycles_per_packet
@@ -54,7 +57,8 @@ def arch_table(run: RunResults) -> pd.DataFrame:
     out["latency_p99_us"] = rows["latency_p99_ns"] / 1e3 if "latency_p99_ns" in rows else np.nan
     if "linux" in out.index:
         out.insert(2, "sat_vs_linux", out.saturation_mbps / out.loc["linux", "saturation_mbps"])
-        out.insert(6, "cpp_vs_linux", out.cycles_per_packet / out.loc["linux", "cycles_per_packet"])
+        out.insert(out.columns.get_loc("cycles_per_packet") + 1, "cpp_vs_linux",
+                   out.cycles_per_packet / out.loc["linux", "cycles_per_packet"])
     return out
 
 
