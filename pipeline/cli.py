@@ -274,7 +274,7 @@ def _replay_command(trace: Path, out_dir: Path, cfg: ReplayConfig, no_packets: b
     try:
         result = api_replay(trace, out_dir, cfg, write_packets=not no_packets)
     except OptionError as e:  # say which file, as for unreadable input
-        if str(trace) in str(e):
+        if str(trace) in str(e) or str(e).startswith("--"):  # names its file/option already
             raise
         raise OptionError(f"{trace}: {e}") from None
     for w in result.warnings:
