@@ -19,15 +19,12 @@ version) plus ``trace_id``, ``arch`` and, for guest groups, each member's path a
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from pipeline.errors import PipelineError
 
@@ -89,110 +86,6 @@ def _one_line(e: BaseException) -> str:
     return " ".join(f"internal error: {type(e).__name__}: {e}{where}".split())
 
 
-class _PartitionPacketWriter:
-    """Per-packet results, one Parquet file per architecture, encoded on a background thread.
-
-    Same columns (less ``arch``, the partition key) and the same encoding choices as
-    ``pipeline replay``'s packets file (:class:`pipeline.api._PacketWriter`: required columns, delta
-    encoding for the int64 columns, LZ4 for the cycle columns only, ...). The engine reuses its
-    cycle/completion/dropped buffers for the next chunk, so those are copied in the sink call; the
-    Arrow tables are built and encoded on the writer thread (bounded queue: bounded memory).
-    ``translate`` (guest groups) maps the merged packet index to (guest, index in the member trace).
-    """
-
-    def __init__(self, root: Path, trace_id: str, translate=None) -> None:
-        self.root = root
-        self.trace_id = trace_id
-        self.translate = translate
-        self.writers: dict[str, Any] = {}
-        self.schema = None
-        self.guest_names: list[str] = []
-        self.queue: queue.Queue = queue.Queue(maxsize=8)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._drain, name="batch-packets-writer", daemon=True)
-        self.thread.start()
-
-    def set_guests(self, guest_names: list[str]) -> None:
-        import pyarrow as pa
-
-        from pipeline.api import _packet_schema, _PacketWriter
-        from pipeline.models.components import DIRECTIONS
-
-        self.guest_names = list(guest_names)
-        schema = _packet_schema(self.guest_names)
-        self.schema = schema.remove(schema.get_field_index("arch"))
-        self._dicts = (pa.array(list(DIRECTIONS), pa.string()), pa.array(self.guest_names, pa.string()))
-        options = dict(getattr(_PacketWriter, "WRITER_OPTIONS", {}))
-        options["use_dictionary"] = ["direction", "guest"]
-        uncompressed = getattr(_PacketWriter, "UNCOMPRESSED", None)
-        self.options = options
-        self.compression: Any = ({n: ("none" if n in uncompressed else "lz4") for n in self.schema.names}
-                                 if uncompressed is not None else "zstd")
-
-    def _drain(self) -> None:
-        from pipeline.store import AtomicParquetWriter
-
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if self.error is not None:
-                continue
-            arch, cols = item
-            try:
-                w = self.writers.get(arch)
-                if w is None:
-                    path = self.root / partition_dir("packets", arch, self.trace_id) / PART_FILE
-                    w = AtomicParquetWriter(path, self.schema, compression=self.compression, **self.options)
-                    self.writers[arch] = w
-                w.write(self._table(*cols))
-            except BaseException as e:  # surfaced in the next call or in close()
-                self.error = e
-
-    def _table(self, index, ts_ns, direction, guest, cycles, completion, dropped):
-        import pyarrow as pa
-
-        dirs, guests = self._dicts
-        arrays = [pa.array(index), pa.array(ts_ns),
-                  pa.DictionaryArray.from_arrays(pa.array(direction.astype(np.int8, copy=False)), dirs),
-                  pa.DictionaryArray.from_arrays(pa.array(np.asarray(guest).astype(np.int32, copy=False)), guests)]
-        arrays += [pa.array(c) for c in cycles]
-        arrays += [pa.array(completion), pa.array(dropped)]
-        return pa.Table.from_arrays(arrays, schema=self.schema)
-
-    def __call__(self, arch: str, cols: dict[str, np.ndarray]) -> None:
-        from pipeline.models.components import COMPONENTS
-
-        if self.error is not None:
-            raise self.error
-        n = len(cols["packet_index"])
-        if n == 0:
-            return
-        if self.translate is not None:
-            guest, index = self.translate(cols["packet_index"])
-        else:  # the chunk's own arrays: never modified by the engine
-            guest, index = cols["guest"], cols["packet_index"]
-        cycles = [cols[f"cycles_{c}"].astype(np.float32) for c in COMPONENTS]  # a copy
-        self.queue.put((arch, (index, cols["ts_ns"], cols["direction"], guest, cycles,
-                               cols["completion_ns"].copy(), cols["dropped"].copy())))
-
-    def close(self, metadata_for: Any, commit: bool) -> list[str]:
-        """Finish the files (commit with ``metadata_for(arch)``) or discard them; the partitions written."""
-        self.queue.put(None)
-        self.thread.join()
-        done = []
-        for arch, w in self.writers.items():
-            if commit and self.error is None:
-                w.add_metadata(metadata_for(arch))
-                w.commit()
-                done.append(partition_dir("packets", arch, self.trace_id))
-            else:
-                w.discard()
-        if self.error is not None and commit:
-            raise self.error
-        return done
-
-
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
     """Replay one trace or guest group into ``task["staging"]``; a JSON-safe record, never raises.
 
@@ -245,11 +138,17 @@ def _replay_task(task: dict[str, Any], rec: dict[str, Any]) -> None:
     else:
         source = inputs[0]["path"]
         translate = None
-    writer = _PartitionPacketWriter(root, trace_id, translate) if task.get("write_packets", True) else None
+    writer = None
+    if task.get("write_packets", True):
+        from pipeline.store.packets import PacketResultsWriter
+
+        # one file per architecture, in its partition (the arch is the partition key, not a column)
+        writer = PacketResultsWriter(lambda arch: root / partition_dir("packets", arch, trace_id) / PART_FILE,
+                                     list(dict.fromkeys(cfg.archs)), arch_column=False, translate=translate)
     ok = False
     try:
         result = run_replay(source, cfg, packet_sink=writer, mapping=group.mapping if group else None,
-                            on_mapping=(lambda m: writer.set_guests(list(m.guest_names))) if writer else None)
+                            on_mapping=(lambda m: writer.open(list(m.guest_names))) if writer else None)
         ok = True
     finally:
         if writer is not None and not ok:
@@ -287,7 +186,8 @@ def _replay_task(task: dict[str, Any], rec: dict[str, Any]) -> None:
                 "guest_names": result.guest_names,
                 "kernel_ns_per_packet": result.kernel_ns_per_packet.get(arch)}
 
-    parts = writer.close(metadata_for, commit=True) if writer is not None else []
+    parts = ([partition_dir("packets", arch, trace_id) for arch in writer.close(metadata_for, commit=True)]
+             if writer is not None else [])
     for arch in dict.fromkeys(s.arch):
         rows = s[s.arch == arch].drop(columns=["arch"]).reset_index(drop=True)
         rel = partition_dir("summary", arch, trace_id)
