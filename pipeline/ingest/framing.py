@@ -9,14 +9,16 @@ and for pcapng the global ``interface`` index and its ``linktype``. They stop an
   the next buffer fill, or at end of file reports a cut tail),
 * the output arrays are full (``ST_FULL``: the reader grows them or ends the chunk),
 * a pcapng block needs Python (``ST_BLOCK``: Section Header and Interface Description Blocks are
-  rare and carry options, so :class:`PcapngFramer` parses them in Python and resumes the kernel),
+  rare and carry options, so the reader's ``_PcapngFramer`` parses them in Python and resumes the
+  kernel),
 * the record is not credible (``ST_BOGUS``: caplen above ``max_caplen`` (256 KiB), impossible block
   length, packet block naming an interface the section has not described).
 
 Anomalies that do not stop framing (caplen > snaplen, origlen < caplen, sub-second field out of
-range, timestamps beyond the int64 ns range, pcapng trailing-length mismatch, skipped blocks) are
-counted in a ``stats`` array (row per kind: count, first record number, first byte offset, two
-values) so the reader can report each kind once, however many packets it hits.
+range, timestamps beyond the int64 ns range, pcapng trailing-length mismatch) are counted in a
+``stats`` array (row per kind: count, first record number, first byte offset, two values) so the
+reader can report each kind once, however many packets it hits. Skipped pcapng blocks (statistics,
+name resolution, custom blocks: normal content) are counted there too but not reported.
 
 Formats: pcap per draft-ietf-opsawg-pcap (https://www.tcpdump.org/manpages/pcap-savefile.5.html),
 pcapng per draft-ietf-opsawg-pcapng (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-03.html).
@@ -323,15 +325,14 @@ class Section:
 
 
 class FramingDamage(Exception):
-    """Framing cannot continue at a known place; ``fatal`` means the file is unusable from the start.
+    """Framing cannot continue at a known place (a header block the reader parses in Python).
 
-    ``message`` is the one-line description (record number and byte offset included).
+    ``message`` is the one-line description (byte offset included); ``offset`` the stream offset.
     """
 
-    def __init__(self, message: str, *, record: int | None = None, offset: int | None = None) -> None:
+    def __init__(self, message: str, *, offset: int | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.record = record
         self.offset = offset
 
 

@@ -1,9 +1,10 @@
 """Exact streaming aggregation by key in numba: an open-addressing hash table held in arrays.
 
-Used for per-flow totals (5-tuple keys) and distinct-host counts in ``pipeline inspect``, without
-pandas and without holding the trace: the table grows with the number of distinct keys, not packets.
-Keys are rows of a uint64 matrix (``n_words`` words per key); each slot accumulates packets, bytes,
-payload bytes and first/last timestamp (ns).
+Used for per-flow totals (5-tuple keys) and distinct-host counts in ``pipeline inspect``
+(:mod:`pipeline.ingest.stats`), without pandas and without holding the trace: the table grows with the
+number of distinct keys, not packets. Keys are rows of a uint64 matrix (``n_words`` words per key);
+each slot accumulates packets, bytes, payload bytes and first/last timestamp (ns). The one writer is
+:func:`trace_stats_kernel`; :class:`KeyAggregator` owns the arrays and grows them.
 """
 
 from __future__ import annotations
@@ -12,13 +13,20 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, inline="always")
+def _mix(h, w):
+    h ^= w + np.uint64(0x9E3779B97F4A7C15) + (h << np.uint64(6)) + (h >> np.uint64(2))
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    return h ^ (h >> np.uint64(31))
+
+
 @njit(cache=True)
 def _hash_row(keys, i, n_words):
+    """The hash of key row ``i``: the same as ``_insert2``/``_insert5`` compute from scalars, so a
+    table grown by :func:`rehash_kernel` is found again by the trace-statistics kernel."""
     h = np.uint64(0x9E3779B97F4A7C15)
     for w in range(n_words):
-        h ^= keys[i, w] + np.uint64(0x9E3779B97F4A7C15) + (h << np.uint64(6)) + (h >> np.uint64(2))
-        h *= np.uint64(0xBF58476D1CE4E5B9)
-        h ^= h >> np.uint64(31)
+        h = _mix(h, keys[i, w])
     return h
 
 
@@ -43,37 +51,6 @@ def _insert(tab_keys, tab_used, keys, i, n_words, mask):
 
 
 @njit(cache=True)
-def aggregate_kernel(tab_keys, tab_used, tab_packets, tab_bytes, tab_payload, tab_first, tab_last,
-                     keys, valid, wire_len, payload_len, ts_ns, start, max_new):
-    """Add rows ``start..`` of ``keys`` (where ``valid``) to the table.
-
-    Stops after ``max_new`` new keys (so the caller can grow the table and resume); returns
-    (next row index, number of new keys).
-    """
-    n_words = keys.shape[1]
-    mask = np.int64(tab_used.shape[0] - 1)
-    new = 0
-    for i in range(start, keys.shape[0]):
-        if new >= max_new:
-            return i, new
-        if not valid[i]:
-            continue
-        slot, is_new = _insert(tab_keys, tab_used, keys, i, n_words, mask)
-        if is_new:
-            new += 1
-            tab_first[slot] = ts_ns[i]
-            tab_last[slot] = ts_ns[i]
-        tab_packets[slot] += 1
-        tab_bytes[slot] += wire_len[i]
-        tab_payload[slot] += payload_len[i]
-        if ts_ns[i] < tab_first[slot]:
-            tab_first[slot] = ts_ns[i]
-        if ts_ns[i] > tab_last[slot]:
-            tab_last[slot] = ts_ns[i]
-    return keys.shape[0], new
-
-
-@njit(cache=True)
 def rehash_kernel(o_keys, o_used, o_packets, o_bytes, o_payload, o_first, o_last,
                   tab_keys, tab_used, tab_packets, tab_bytes, tab_payload, tab_first, tab_last):
     """Move every used slot of the old table into the (larger, empty) new one, aggregates intact."""
@@ -91,8 +68,6 @@ def rehash_kernel(o_keys, o_used, o_packets, o_bytes, o_payload, o_first, o_last
 
 class KeyAggregator:
     """Exact totals per distinct key over a stream of packets (see module docstring)."""
-
-    _FIELDS = ("packets", "bytes", "payload", "first", "last")
 
     def __init__(self, n_words: int, capacity: int = 1 << 12) -> None:
         self.n_words = n_words
@@ -130,28 +105,6 @@ class KeyAggregator:
         rehash_kernel(*old, self.keys, self.used, self.packets, self.bytes, self.payload, self.first,
                       self.last)
 
-    def add(self, keys: np.ndarray, valid: np.ndarray, wire_len: np.ndarray, payload_len: np.ndarray,
-            ts_ns: np.ndarray) -> None:
-        """Add one chunk: ``keys`` (n, n_words) uint64; rows where ``valid`` is False are ignored.
-
-        The table stays at most half full (grown by doubling), so memory follows distinct keys.
-        """
-        keys = np.ascontiguousarray(keys, dtype=np.uint64)
-        valid = np.ascontiguousarray(valid, dtype=np.bool_)
-        wire = wire_len.astype(np.int64, copy=False)
-        payload = payload_len.astype(np.int64, copy=False)
-        ts = ts_ns.astype(np.int64, copy=False)
-        start = 0
-        while start < keys.shape[0]:
-            room = self.used.shape[0] // 2 - self.count
-            if room <= 0:
-                self._grow(self.used.shape[0] * 2)
-                continue
-            start, new = aggregate_kernel(self.keys, self.used, self.packets, self.bytes, self.payload,
-                                          self.first, self.last, keys, valid, wire, payload, ts,
-                                          start, room)
-            self.count += new
-
     def items(self) -> tuple[np.ndarray, ...]:
         """(keys, packets, bytes, payload, first_ts_ns, last_ts_ns) of every distinct key."""
         used = np.flatnonzero(self.used)
@@ -165,13 +118,6 @@ class KeyAggregator:
  C_IPV4, C_IPV6, C_TCP, C_UDP, C_ICMP, C_OTHER_L4, C_NON_IP, C_VLAN, C_PAYLOAD, C_LAST_TS,
  C_HAVE_LAST) = range(20)
 N_COUNTS = 20
-
-
-@njit(cache=True, inline="always")
-def _mix(h, w):
-    h ^= w + np.uint64(0x9E3779B97F4A7C15) + (h << np.uint64(6)) + (h >> np.uint64(2))
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    return h ^ (h >> np.uint64(31))
 
 
 @njit(cache=True, inline="always")
@@ -241,7 +187,7 @@ def _account(slot, is_new, t_packets, t_bytes, t_payload, t_first, t_last, wire,
 @njit(cache=True)
 def trace_stats_kernel(counts, ts_ns, wire_len, cap_len, ip_version, ip_proto, vlan_depth, payload_len,
                        src_hi, src_lo, dst_hi, dst_lo, src_port, dst_port,
-                       h_keys, h_used, h_packets, h_bytes, h_payload, h_first, h_last, h_room,
+                       h_keys, h_used, h_room,
                        f_keys, f_used, f_packets, f_bytes, f_payload, f_first, f_last, f_room, start):
     """One pass over rows ``start..`` of a chunk: running totals into ``counts`` (see C_*), distinct
     hosts (2-word keys; membership only, the host table's aggregates stay 0) and directed 5-tuple

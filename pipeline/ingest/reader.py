@@ -44,8 +44,8 @@ import numpy as np
 
 from pipeline.errors import TraceError
 from pipeline.ingest import framing as fr
-from pipeline.ingest.columns import PACKET_COLUMNS, PacketChunk
-from pipeline.ingest.decode import decode_fields
+from pipeline.ingest.columns import PacketChunk
+from pipeline.ingest.decode import FRAMING_COLUMNS, decode_fields
 from pipeline.ingest.linktypes import is_supported, linktype_label
 from pipeline.ingest.source import ByteSource
 
@@ -190,7 +190,7 @@ class _PcapFramer:
     def _u32(self, buf, p) -> int:
         return struct.unpack(">I" if self.hdr.big_endian else "<I", bytes(buf[p:p + 4]))[0]
 
-    def describe_stop(self, buf, pos, end, record, offset, at_eof, rest_known: int | None):
+    def describe_stop(self, buf, pos, end, record, offset, rest_known: int | None):
         """Message for framing that stopped at ``pos`` (bogus record, or cut tail at EOF)."""
         left = end - pos
         if left < 16:
@@ -326,7 +326,7 @@ class _PcapngFramer:
                 row[fr.C_RECORD], row[fr.C_OFFSET] = record, offset
                 row[fr.C_VAL_A], row[fr.C_VAL_B] = trail, blen
 
-    def describe_stop(self, buf, pos, end, record, offset, at_eof, rest_known: int | None):
+    def describe_stop(self, buf, pos, end, record, offset, rest_known: int | None):
         if self.damage is not None:
             return self.damage.message
         left = end - pos
@@ -493,21 +493,10 @@ class TraceReader:
         ifaces = fm.interfaces
         info.sections = [s.to_dict() for s in fm.sections]
         info.interfaces = [i.to_dict() for i in ifaces]
-        labels: list[str] = []
-        for i in ifaces:
-            lab = linktype_label(i.linktype)
-            if lab not in labels:
-                labels.append(lab)
-        info.linktypes = labels
-        res: list[str] = []
-        for i in ifaces:
-            if i.ts_resolution not in res:
-                res.append(i.ts_resolution)
-        info.ts_resolution = ",".join(sorted(res))
-        snaps: list[int] = []
-        for i in ifaces:
-            if i.snaplen not in snaps:
-                snaps.append(i.snaplen)
+        # distinct values in order of first appearance (dict keys keep insertion order)
+        info.linktypes = list(dict.fromkeys(linktype_label(i.linktype) for i in ifaces))
+        info.ts_resolution = ",".join(sorted({i.ts_resolution for i in ifaces}))
+        snaps = list(dict.fromkeys(i.snaplen for i in ifaces))
         info.snaplens = snaps
         info.snaplen = max(snaps) if snaps else None
         warnings = list(self._header_warnings)
@@ -618,7 +607,7 @@ class TraceReader:
         rest = None
         if self._src.compression is None and not at_eof:
             rest = max(self._src.file_size - offset, 0)
-        msg = self._framer.describe_stop(self._buf, self._pos, self._fill, record, offset, at_eof, rest)
+        msg = self._framer.describe_stop(self._buf, self._pos, self._fill, record, offset, rest)
         if self._src.stream_error:
             msg += f" ({self._src.stream_error})"
         self._damage(msg, record=record, offset=offset)
@@ -695,13 +684,8 @@ def _stats_warnings(stats: np.ndarray, info: TraceInfo) -> list[str]:
 def _decode(batch: FrameBatch) -> PacketChunk:
     """Framing columns + the decoder's fields -> one PacketChunk (decoded before the buffer moves on)."""
     fields = decode_fields(batch.buf, batch.data_off, batch.cap_len, batch.wire_len, batch.linktype)
-    cols = {}
-    for name in PACKET_COLUMNS:
-        if name in ("ts_ns", "wire_len", "cap_len", "interface", "linktype"):
-            cols[name] = getattr(batch, name)
-        else:
-            cols[name] = fields[name]
-    return PacketChunk(first_index=batch.first_index, **cols)
+    fields.update({name: getattr(batch, name) for name in FRAMING_COLUMNS})
+    return PacketChunk(first_index=batch.first_index, **fields)
 
 
 # ========================================= public API ==========================================

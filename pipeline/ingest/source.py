@@ -160,23 +160,12 @@ class ByteSource:
             self._hash_thread = None
 
     def finish_hash(self) -> str:
-        """SHA-256 hex digest of the whole raw file (reads whatever was not consumed yet)."""
+        """SHA-256 hex digest of the whole raw file: every raw byte read so far is already hashed
+        (plain reads, or ``_HashingRaw`` under a decompressor), so only the rest is read here
+        (bytes the framing never needed: damage, or data after a compressed stream's end)."""
         self.sync()
-        if self.compression is None:
-            while True:
-                chunk = self._file.read(8 << 20)
-                if not chunk:
-                    break
-                self._hash.update(chunk)
-        else:
-            # the decompressor may not have pulled the whole raw file (damage, trailing bytes)
-            raw_pos = self.raw_position()
-            if raw_pos < self.file_size:
-                with open(self.path, "rb") as f:
-                    h = hashlib.sha256()
-                    while chunk := f.read(8 << 20):
-                        h.update(chunk)
-                return h.hexdigest()
+        while chunk := self._file.read(8 << 20):
+            self._hash.update(chunk)
         return self._hash.hexdigest()
 
     def close(self) -> None:
@@ -193,8 +182,3 @@ class ByteSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def open_source(path: str | os.PathLike) -> ByteSource:
-    """Open ``path`` as a (possibly compressed) byte stream; :class:`TraceError` when it cannot be read."""
-    return ByteSource(path)

@@ -13,26 +13,8 @@ from pipeline.ingest import hashtable
 from pipeline.ingest.columns import PacketChunk
 from pipeline.ingest.hashtable import KeyAggregator
 
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ICMP = 1
-IPPROTO_ICMPV6 = 58
-
 _I64_MAX = np.iinfo(np.int64).max
 _I64_MIN = np.iinfo(np.int64).min
-
-
-def flow_keys(chunk: PacketChunk) -> np.ndarray:
-    """Directed 5-tuple keys, (n, 5) uint64: src hi/lo, dst hi/lo, proto<<32 | sport<<16 | dport."""
-    keys = np.empty((len(chunk), 5), dtype=np.uint64)
-    keys[:, 0] = chunk.src_ip_hi
-    keys[:, 1] = chunk.src_ip_lo
-    keys[:, 2] = chunk.dst_ip_hi
-    keys[:, 3] = chunk.dst_ip_lo
-    keys[:, 4] = ((chunk.ip_proto.astype(np.uint64) << np.uint64(32))
-                  | (chunk.src_port.astype(np.uint64) << np.uint64(16))
-                  | chunk.dst_port.astype(np.uint64))
-    return keys
 
 
 class TraceStats:
@@ -64,7 +46,7 @@ class TraceStats:
                 self.counts, chunk.ts_ns, chunk.wire_len, chunk.cap_len, chunk.ip_version, chunk.ip_proto,
                 chunk.vlan_depth, chunk.payload_len, chunk.src_ip_hi, chunk.src_ip_lo, chunk.dst_ip_hi,
                 chunk.dst_ip_lo, chunk.src_port, chunk.dst_port,
-                *self.hosts.tables(), h_room, *self.flows.tables(), f_room, start)
+                self.hosts.keys, self.hosts.used, h_room, *self.flows.tables(), f_room, start)
             self.hosts.count += new_h
             self.flows.count += new_f
         by_type = np.bincount(chunk.linktype)

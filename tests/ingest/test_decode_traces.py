@@ -9,7 +9,6 @@ dpkt's Ethernet/SLL/SLL2/Loopback/IP/IP6/TCP/UDP classes and compared field by f
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import subprocess
@@ -23,11 +22,9 @@ import pytest
 
 from pipeline.ingest.columns import PACKET_COLUMNS
 from pipeline.ingest.decode import DECODED_COLUMNS, decode_fields
+from tests.conftest import MANIFEST
 
 DECODED = DECODED_COLUMNS
-# same location rule as tests/conftest.py (needed at collection time to parametrize over files)
-SHARED = Path(os.environ.get("PIPELINE_SHARED_TRACES")
-              or Path(__file__).resolve().parents[2].parent / "shared" / "traces")
 MAX_CAPLEN = 262144
 
 
@@ -276,8 +273,6 @@ def dpkt_expected_columns(fr: Framed) -> tuple[dict[str, np.ndarray], dict[str, 
 
 # --- which captures, and what is known about them -----------------------------------------------
 
-MANIFEST: list[dict] = (json.loads((SHARED / "manifest.json").read_text())
-                        if (SHARED / "manifest.json").exists() else [])
 #: files the test-side walker cannot frame (no capture inside, or zstd-compressed)
 UNFRAMABLE = {"malformed/derived_short_file_header.pcap", "malformed/derived_zero_length.pcap",
               "malformed/ppp_pcapng_zstd_compressed.pcapng.zst"}

@@ -281,6 +281,19 @@ def test_cut_compressed_stream_keeps_the_packets_before(write, codec) -> None:
     chunk, info = read_trace(p, block_size=4096)
     assert 0 < len(chunk) < 500 and info.truncated
     assert len(info.warnings) == 1 and f"record {len(chunk) + 1} at byte offset" in info.warnings[0]
+    assert info.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_hash_covers_raw_bytes_the_framing_never_needed(write, codec) -> None:
+    # a bogus record stops framing early: the decompressor has pulled only part of the 4 MiB
+    # (incompressible) file, and the hash must still be of every raw byte
+    rng = np.random.default_rng(1)
+    raw = pcap_file(PCAP_RECORDS[:3]) + struct.pack("<IIII", 1, 0, 300_000, 300_000) + rng.bytes(4 << 20)
+    comp = gzip.compress(raw) if codec == "gzip" else zstandard.ZstdCompressor().compress(raw)
+    chunk, info = read_trace(write("h.bin", comp), block_size=4096)
+    assert len(chunk) == 3 and info.truncated
+    assert info.sha256 == hashlib.sha256(comp).hexdigest()
 
 
 def test_compressed_garbage_is_not_a_capture(write) -> None:

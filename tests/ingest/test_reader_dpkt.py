@@ -8,8 +8,6 @@ the reader differs from dpkt in exactly that way, and agrees with the independen
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import dpkt
@@ -18,15 +16,9 @@ import pytest
 
 from pipeline.errors import TraceError
 from pipeline.ingest import open_trace
+from tests.conftest import MANIFEST
 
-
-def _shared() -> Path:
-    env = os.environ.get("PIPELINE_SHARED_TRACES")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "traces"
-
-
-_MANIFEST = json.loads((_shared() / "manifest.json").read_text()) if (_shared() / "manifest.json").exists() else []
-_BY_FILE = {e["file"]: e for e in _MANIFEST}
+_BY_FILE = {e["file"]: e for e in MANIFEST}
 
 #: dpkt yields one phantom packet past a bogus record header (it never checks caplen)
 PHANTOM = ["malformed/suricata_bogus_caplen_1.4G.pcap", "malformed/suricata_bad_record_hdr_tls.pcap",
@@ -81,7 +73,7 @@ def _ts_close(ts_ns: int, ts_s: float) -> bool:
     return abs(ts_ns / 1e9 - ts_s) <= 1e-6 + 1e-15 * abs(ts_s)
 
 
-RIGHT = [e["file"] for e in _MANIFEST
+RIGHT = [e["file"] for e in MANIFEST
          if e["file"] not in DPKT_WRONG and e.get("dpkt_packets", 0) > 0 and e["dpkt_reader"] != "open"]
 
 
