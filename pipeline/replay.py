@@ -45,8 +45,8 @@ Interface::
                   passes, link_factor}), guest_names (list[str]), kernel_ns_per_packet (dict arch -> CPU ns of
                   the main pass's kernel per host packet, per-packet outputs included)
 
-    comparison_table(summary) -> DataFrame   # the compact per-arch table the CLI prints
-    comparison_rows(summary_rows) -> list[dict]  # the same, pandas-free (what the CLI uses)
+    comparison_rows(summary_rows) -> list[dict]  # the compact per-arch table the CLI prints (no pandas)
+    comparison_table(summary) -> DataFrame   # the same rows, from the summary DataFrame
     prepare_chunk(chunk, mapping, segments, mtu) -> (HostPackets, n_left_out)
 
 Related (pipeline.models): registry.list_architectures(), get_architecture(name), load_arch_file(path),
@@ -118,7 +118,7 @@ from pipeline.kernels.replay_kernel import (
     KernelState,
     run_kernel,
 )
-from pipeline.models.components import COMPONENTS, CONTEXTS, DIRECTIONS
+from pipeline.models.components import COMPONENTS, CONTEXTS, DIRECTION_INDEX
 from pipeline.models.mapping import Mapping, resolve_mapping
 from pipeline.models.params import DEFAULT_PARAMS, ParamSet, load_params
 from pipeline.models.registry import (
@@ -506,6 +506,7 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
     states: list[KernelState] = []
     outs: list[_OutBuffers | None] = []
     cache: list[HostPackets] | None = []
+    cached_packets = 0
     t0: int | None = None
     first_ts = None
     last_ts = None
@@ -548,14 +549,14 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
         left_out += out
         if len(hp) == 0:
             continue
-        if first_ts is None:
-            first_ts = int(hp.ts_ns.min())
-        first_ts = min(first_ts, int(hp.ts_ns.min()))
-        last_ts = max(int(hp.ts_ns.max()), last_ts if last_ts is not None else -(1 << 62))
+        ts_min, ts_max = int(hp.ts_ns.min()), int(hp.ts_ns.max())
+        first_ts = ts_min if first_ts is None else min(first_ts, ts_min)
+        last_ts = ts_max if last_ts is None else max(last_ts, ts_max)
         wire_dir += np.bincount(hp.direction.astype(np.int64), weights=hp.wire_bytes, minlength=2)
         if cache is not None:
             cache.append(hp)
-            if sum(len(c) for c in cache) > config.cache_packets:
+            cached_packets += len(hp)
+            if cached_packets > config.cache_packets:
                 cache = None
         # chunk i's kernels start as soon as chunk i-1's are done (each arch's state is sequential);
         # chunk i-1's outputs go to the sink meanwhile, and the next chunk is read ahead (_prefetched)
@@ -756,7 +757,7 @@ def _summary_rows(compiled, states, host, mapping, span_ns, sat) -> list[dict[st
         for gsel in list(range(G)) + ["all"]:
             for dsel in ["rx", "tx", "all"]:
                 gs = list(range(G)) if gsel == "all" else [gsel]
-                ds = [0, 1] if dsel == "all" else [DIRECTIONS.index(dsel)]
+                ds = [0, 1] if dsel == "all" else [DIRECTION_INDEX[dsel]]
                 acc = st.acc_rows[gs][:, ds].sum(axis=(0, 1))
                 packets = acc[ROW_PACKETS]
                 wire = acc[ROW_WIRE]
@@ -797,7 +798,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 
 
 def comparison_rows(summary_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """:func:`comparison_table` as a list of dicts, from ReplayResult.summary_rows (no pandas)."""
+    """The compact per-architecture comparison the CLI prints, from ReplayResult.summary_rows (no
+    pandas): one dict per arch, its guest "all" / direction "all" row (columns: see
+    :func:`comparison_table`)."""
     out = []
     for s in summary_rows:
         if s["guest"] != "all" or s["direction"] != "all":
@@ -815,24 +818,16 @@ def comparison_rows(summary_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The compact per-architecture comparison the CLI prints (guest "all", direction "all").
+    """The compact per-architecture comparison (guest "all", direction "all"): :func:`comparison_rows`
+    of a summary DataFrame, as a DataFrame.
 
-    Columns: arch, packets, saturation_mbps, delivered_mbps, cpu_util_pct, cycles_per_packet,
-    cycles_per_byte, drops, then one cycles-per-packet column per component (short names).
+    Columns: arch, packets, saturation_mbps, cpu_bound_mbps, delivered_mbps, cpu_util_pct,
+    cycles_per_packet, cycles_per_byte, drops, then one cycles-per-packet column per component (short
+    names).
     """
     import pandas as pd
 
-    s = summary[(summary.guest == "all") & (summary.direction == "all")]
-    out = pd.DataFrame({
-        "arch": s.arch.to_numpy(), "packets": s.packets.to_numpy(),
-        "saturation_mbps": (s.saturation_bps / 1e6).to_numpy(),
-        "delivered_mbps": (s.delivered_bps / 1e6).to_numpy(),
-        "cpu_util_pct": (100.0 * s.cpu_util).to_numpy(),
-        "cycles_per_packet": s.cycles_per_packet.to_numpy(), "cycles_per_byte": s.cycles_per_byte.to_numpy(),
-        "drops": s.drops.to_numpy()})
-    for c in COMPONENTS:
-        out[c] = (s[f"cycles_{c}"] / s.packets.where(s.packets > 0)).to_numpy()
-    return out
+    return pd.DataFrame(comparison_rows(summary.to_dict("records")))
 
 
 def sensitivity_rows(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: ReplayConfig,
@@ -853,17 +848,21 @@ def sensitivity_rows(trace: str | Path | PacketChunk | Iterable[PacketChunk], co
         used = {p for a in resolve_architectures(config.archs, config.arch_files) for p in a.param_names()}
         param_names = sorted(n for n in used if n in params and params.get(n).status != "published"
                              and not isinstance(params.get(n).value, str))
-    base = comparison_table(run_replay(trace, config).summary).set_index("arch")
-    base_over = config.param_overrides if isinstance(config.param_overrides, dict) else {}
     if isinstance(config.param_overrides, str | Path):
         raise OptionError("sensitivity_rows needs param_overrides as a dict (or none)")
+    base_over = config.param_overrides or {}
+
+    def table(cfg: ReplayConfig) -> pd.DataFrame:
+        return pd.DataFrame(comparison_rows(run_replay(trace, cfg).summary_rows)).set_index("arch")
+
+    base = table(config)
     rows = []
     for name in param_names:
         p = params.get(name)
         for end in ("low", "high"):
             value = getattr(p, end)
             cfg = ReplayConfig(**{**config.to_dict(), "param_overrides": {**base_over, name: value}})
-            t = comparison_table(run_replay(trace, cfg).summary).set_index("arch")
+            t = table(cfg)
             for arch in t.index:
                 rows.append({"param": name, "end": end, "value": value, "arch": arch,
                              "saturation_mbps": t.loc[arch, "saturation_mbps"],

@@ -226,13 +226,16 @@ def test_saturation_is_capped_by_the_link(rx1500):
 
 
 def test_comparison_table(rx1500):
-    from pipeline.replay import comparison_table
+    from pipeline.replay import comparison_rows, comparison_table
 
     t = comparison_table(rx1500.summary)
     assert t.arch.tolist() == ARCHS
     per_comp = t[list(COMPONENTS)].sum(axis=1)
     np.testing.assert_allclose(per_comp, t.cycles_per_packet, rtol=1e-9)
     assert t.saturation_mbps.iloc[0] == pytest.approx(_row(rx1500, "linux").saturation_bps / 1e6)
+    assert t.cpu_bound_mbps.iloc[0] == pytest.approx(_row(rx1500, "linux").cpu_bound_bps / 1e6)
+    # the pandas-free rows the CLI prints are the same table
+    assert comparison_rows(rx1500.summary_rows) == t.to_dict("records")
 
 
 def test_threads_and_trace_cache_do_not_change_results(bundled_traces):

@@ -1,9 +1,11 @@
 """Numba kernel behind :func:`pipeline.replay.prepare_chunk`: keep the modeled host's packets of a
 chunk and derive the replay kernel's per-packet inputs, in one pass.
 
-The numpy version (a boolean-mask gather and a conversion per column, ~80 ns per packet) ran on the
-replay's main thread between chunks; this one is ~3 ns per packet and gives the same values (the
-same float64 operations, in the same order, for ``segments="mss"``).
+The numpy version (``pipeline.replay._prepare_chunk_numpy``: a boolean-mask gather and a conversion
+per column) ran on the replay's main thread between chunks. With three ``--guest`` on the bundled
+3-guest capture tiled to a 1M-packet chunk (2-CPU machine), prepare_chunk took 17 ns per packet
+(captured) and 22 ns (mss) with this kernel against 24 and 35 ns with numpy, classification included.
+The values are the same (the same float64 operations, in the same order, for ``segments="mss"``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Direction and guest of each packet, relative to the modeled host (vectorised numpy).
+"""Direction and guest of each packet, relative to the modeled host.
 
 The user says which addresses are the modeled host:
 
@@ -13,6 +13,9 @@ The user says which addresses are the modeled host:
 
 A packet is RX when its destination is the host, TX when its source is (both: TX). Packets that touch
 neither get direction -1 and are left out of the replay (counted).
+
+``Mapping.classify`` runs the numba kernel pipeline.kernels.classify_kernel; ``Mapping._classify_numpy``
+(with ``AddressSpec.match``) is the same in numpy, kept only as the tests' reference for that kernel.
 """
 
 from __future__ import annotations

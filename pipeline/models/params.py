@@ -79,14 +79,6 @@ class ParamSet:
             raise OptionError(f"parameter {key!r} of set {self.name!r} must be a number, not {v!r}")
         return float(v)
 
-    def with_values(self, values: dict[str, float | str], status: str = "override") -> ParamSet:
-        """A copy with some values replaced (status ``override`` unless given)."""
-        new = dict(self.params)
-        for k, v in values.items():
-            old = self.get(k)
-            new[k] = replace(old, value=v, status=status)
-        return ParamSet(self.name, new, self.description, list(self.origin))
-
     def rows(self, names: list[str] | None = None) -> list[dict[str, Any]]:
         """All parameters (or those in ``names``) as dicts, sorted by name: for ``pipeline params``."""
         keys = sorted(self.params) if names is None else sorted(set(names))

@@ -268,49 +268,40 @@ class CompiledArch:
     bridge_flood_cycles: float
     bridge_ageing_ns: float
     bridge_capacity: int
-    contexts: tuple[str, ...]  # contexts used
-    components: tuple[str, ...]  # components that can be charged
     stage_names: dict[str, list[str]]
     # runs: maximal consecutive stages with the same context, split after the release stage; the
     # kernel schedules a run as one step (same CPU, same domain: identical timing, fewer steps)
     n_runs: np.ndarray = None        # int64[2]
-    run_first: np.ndarray = None     # int64[2, R] first stage of the run
-    run_end: np.ndarray = None       # int64[2, R] one past its last stage
     run_ctx: np.ndarray = None       # int64[2, R]
     run_cost: np.ndarray = None      # float64[2, R, 6] summed stage costs
     run_bridge: np.ndarray = None    # int64[2, R] 1 if the run has a bridge stage
-    run_bridge_comp: np.ndarray = None  # int64[2, R] component of that bridge stage
     run_release: np.ndarray = None   # int64[2] run that ends with the release stage
     comp_cost: np.ndarray = None     # float64[2, n_components, 6]: stage costs summed per component
     bridge_comp: int = 0             # component charged for bridge learn/flood cycles
 
 
-def _runs(n_stages, ctx, brg, comp, cost, release):
+def _runs(n_stages, ctx, brg, cost, release):
     n_max = max(1, int(n_stages.max()))
     n_runs = np.zeros(2, np.int64)
-    first = np.zeros((2, n_max), np.int64)
-    end = np.zeros((2, n_max), np.int64)
+    end = np.zeros((2, n_max), np.int64)  # one past the run's last stage
     rctx = np.zeros((2, n_max), np.int64)
     rcost = np.zeros((2, n_max, cost.shape[2]), np.float64)
     rbr = np.zeros((2, n_max), np.int64)
-    rbc = np.zeros((2, n_max), np.int64)
     rrel = np.zeros(2, np.int64)
     for d in range(2):
         r = -1
         for s in range(int(n_stages[d])):
             if r < 0 or ctx[d, s] != rctx[d, r] or end[d, r] - 1 == release[d]:
                 r += 1
-                first[d, r] = s
                 rctx[d, r] = ctx[d, s]
             end[d, r] = s + 1
             rcost[d, r] += cost[d, s]
             if brg[d, s]:
                 rbr[d, r] = 1
-                rbc[d, r] = comp[d, s]
             if s == release[d]:
                 rrel[d] = r
         n_runs[d] = r + 1
-    return n_runs, first, end, rctx, rcost, rbr, rbc, rrel
+    return n_runs, rctx, rcost, rbr, rrel
 
 
 def compile_architecture(arch: Architecture, params: ParamSet) -> CompiledArch:
@@ -374,13 +365,10 @@ def compile_architecture(arch: Architecture, params: ParamSet) -> CompiledArch:
     while cap_pow2 < max(cap, 1):
         cap_pow2 *= 2
     ds = num(arch.domain_switch_param, "domain switch") if arch.has_domains() else 0.0
-    comps = {s.component for v in active.values() for s in v}
-    if arch.has_domains():
-        comps.add("domain_switch")
     for d in DIRECTIONS:
         if sum(s.bridge for s in active[d]) > 1:
             raise OptionError(f"architecture {arch.name!r}: at most one bridge stage per direction")
-    runs = _runs(n_stages, ctx, brg, comp, cost, release)
+    runs = _runs(n_stages, ctx, brg, cost, release)
     comp_cost = np.zeros((2, len(COMPONENTS), len(COST_COLUMNS)), np.float64)
     bridge_comp = COMPONENT_INDEX["bridge"]
     for di in range(2):
@@ -392,12 +380,9 @@ def compile_architecture(arch: Architecture, params: ParamSet) -> CompiledArch:
         name=arch.name, n_stages=n_stages, stage_comp=comp, stage_ctx=ctx, stage_bridge=brg,
         stage_cost=cost, release_stage=release, domain_switch_cycles=ds, bridge_learn_cycles=learn,
         bridge_flood_cycles=flood, bridge_ageing_ns=ageing, bridge_capacity=cap_pow2,
-        contexts=tuple(c for c in CONTEXTS if any(s.context == c for v in active.values() for s in v)),
-        components=tuple(c for c in COMPONENTS if c in comps),
         stage_names={d: [s.name for s in active[d]] for d in DIRECTIONS},
-        n_runs=runs[0], run_first=runs[1], run_end=runs[2], run_ctx=runs[3], run_cost=runs[4],
-        run_bridge=runs[5], run_bridge_comp=runs[6], run_release=runs[7], comp_cost=comp_cost,
-        bridge_comp=bridge_comp)
+        n_runs=runs[0], run_ctx=runs[1], run_cost=runs[2], run_bridge=runs[3], run_release=runs[4],
+        comp_cost=comp_cost, bridge_comp=bridge_comp)
 
 
 def param_rows(params: ParamSet, arch: str | None = None) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from pipeline.ingest import read_trace
+from pipeline.ingest.addresses import format_ip, format_mac
 from pipeline.ingest.columns import PacketChunk
-from pipeline.models.mapping import format_ip, format_mac, resolve_mapping
+from pipeline.models.mapping import resolve_mapping
 
 # one capture per link-type family (MACs, cooked, raw IP, loopback), IPv4 and IPv6
 TRACES = [
@@ -16,6 +17,8 @@ TRACES = [
     "bulk_tcp/suricata_sll2_bulk_gro.pcap",
     "bulk_tcp/ppp_http_downloads.pcap",
 ]
+
+
 def _mappings(chunk: PacketChunk) -> dict[str, tuple[list[str], list[str], int | None]]:
     """Host/guest options built from addresses of the trace itself (so each one matches packets)."""
     i = int(np.flatnonzero(chunk.ip_version != 0)[0])
@@ -50,7 +53,6 @@ def test_kernel_equals_numpy_formulation(shared_traces, trace):
             assert (fast[0] == 0).any() and (fast[0] == 1).any(), name
         else:
             assert len(np.unique(fast[1][fast[0] >= 0])) > 1, name
-
 
 
 def _chunk(rows: list[tuple[int, int, int, int]]) -> PacketChunk:

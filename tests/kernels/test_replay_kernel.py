@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from pipeline.ingest.columns import PacketChunk
-from pipeline.models.components import COMPONENTS
+from pipeline.kernels.replay_kernel import DOMAIN_SWITCH_COMPONENT, N_COMPONENTS, KernelState
+from pipeline.models.components import COMPONENT_INDEX, COMPONENTS, CONTEXTS
 from pipeline.replay import ReplayConfig, run_replay
 
 HOST = 0x0A000002
@@ -54,6 +55,15 @@ def replay(ch, archs, overrides, **kw):
     res = run_replay(ch, cfg, packet_sink=sink)
     merged = {a: {k: np.concatenate([c[k] for c in v]) for k in v[0]} for a, v in packets.items()}
     return res, merged
+
+
+def test_kernel_constants_match_the_vocabularies():
+    """numba freezes the kernel's constants (and caches the compiled kernel): they must follow
+    pipeline.models.components by hand."""
+    assert N_COMPONENTS == len(COMPONENTS)
+    assert DOMAIN_SWITCH_COMPONENT == COMPONENT_INDEX["domain_switch"]
+    assert CONTEXTS[:3] == ("kernel", "vmm", "dom0")   # the kernel's ctx < 3 / ctx >= 2 tests
+    assert KernelState(np.ones(1), 1, 1, 1, 1).acc_ctx.shape[2] == len(CONTEXTS)
 
 
 LINUX = {"irq_cycles": 1000, "driver_rx_per_packet": 100, "stack_rx_per_packet": 2000, "copy_per_byte": 1}

@@ -71,19 +71,19 @@ def test_bad_overrides(override, msg):
         load_params(overrides=override)
 
 
-def test_unknown_set_and_bad_files(tmp_path):
+def test_unknown_set():
     with pytest.raises(OptionError, match="unknown parameter set"):
         load_params("no-such-machine")
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("[x]\nvalue = 1\n", "has no unit"),
+    ("[x\n", "not valid TOML"),
+    ('[x]\nvalue = 1\nunit = "u"\nsource = "s"\nstatus = "guessed"\nlow = 0\nhigh = 2\n', "status 'guessed'"),
+    ('[x]\nvalue = 1\nunit = "u"\nsource = "s"\nstatus = "assumed"\n', "needs low and high"),
+])
+def test_bad_files(tmp_path, text, msg):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[x]\nvalue = 1\n")
-    with pytest.raises(OptionError, match="has no unit"):
-        load_params(bad)
-    bad.write_text("[x\n")
-    with pytest.raises(OptionError, match="not valid TOML"):
-        load_params(bad)
-    bad.write_text('[x]\nvalue = 1\nunit = "u"\nsource = "s"\nstatus = "guessed"\nlow = 0\nhigh = 2\n')
-    with pytest.raises(OptionError, match="status 'guessed'"):
-        load_params(bad)
-    bad.write_text('[x]\nvalue = 1\nunit = "u"\nsource = "s"\nstatus = "assumed"\n')
-    with pytest.raises(OptionError, match="needs low and high"):
+    bad.write_text(text)
+    with pytest.raises(OptionError, match=msg):
         load_params(bad)
