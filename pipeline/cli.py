@@ -184,6 +184,7 @@ PlacementOpt = Annotated[str, typer.Option(
 RingOpt = Annotated[int | None, typer.Option("--ring-size", min=1, help="Descriptor ring entries (default: "
                                                                          "the parameter set's, 256).")]
 NoSatOpt = Annotated[bool, typer.Option("--no-saturation", help="Skip the saturation-throughput search.")]
+NoPacketsOpt = Annotated[bool, typer.Option("--no-packets", help="Do not write per-packet results.")]
 
 
 def replay_config(arch: list[str] | None, arch_file: list[Path] | None, param_set: str, params: Path | None,
@@ -246,7 +247,7 @@ def replay(
     params: ParamsOpt = None, host: HostOpt = None, guest: GuestOpt = None, guests: GuestsOpt = None,
     segments: SegmentsOpt = "captured", mtu: MtuOpt = 1500, link_bps: LinkOpt = 1e9,
     placement: PlacementOpt = "shared", ring_size: RingOpt = None, no_saturation: NoSatOpt = False,
-    no_packets: Annotated[bool, typer.Option("--no-packets", help="Do not write per-packet results.")] = False,
+    no_packets: NoPacketsOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary rows as JSON instead of a table.")]
     = False,
 ) -> None:
@@ -297,7 +298,7 @@ def batch(
     params: ParamsOpt = None, host: HostOpt = None, guest: GuestOpt = None, guests: GuestsOpt = None,
     segments: SegmentsOpt = "captured", mtu: MtuOpt = 1500, link_bps: LinkOpt = 1e9,
     placement: PlacementOpt = "shared", ring_size: RingOpt = None, no_saturation: NoSatOpt = False,
-    no_packets: Annotated[bool, typer.Option("--no-packets", help="Do not write per-packet results.")] = False,
+    no_packets: NoPacketsOpt = False,
     glob: Annotated[str | None, typer.Option("--glob", help="Only files whose relative path or name matches "
                                                             "this pattern (e.g. '*.pcap').")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Local worker processes (default: the "

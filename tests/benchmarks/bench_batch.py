@@ -18,7 +18,7 @@ The machine must have >= 2 free cores for the 1.7x target to be meaningful; the 
 at start and end is printed and recorded.
 
 Run: ``.venv/bin/python tests/benchmarks/bench_batch.py [--traces 16] [--packets 200000]
-[--repeats 2] [--json-out FILE]``.  If ``pipeline batch`` does not exist yet it says so and exits 3.
+[--repeats 2] [--json-out FILE]``.
 """
 
 from __future__ import annotations
@@ -55,13 +55,6 @@ def make_trace_dir(n_traces: int, n_packets: int) -> Path:
     return d
 
 
-def command_exists(name: str) -> tuple[bool, str]:
-    """Whether ``pipeline NAME --help`` succeeds, and the last line it printed."""
-    r = run_child(pipeline_argv(name, "--help"))
-    lines = (r.stderr or r.stdout).strip().splitlines()
-    return r.returncode == 0, lines[-1] if lines else ""
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description="pipeline batch: 1 vs 2 workers, and per-trace overhead (issue 4)")
     ap.add_argument("--traces", type=int, default=16)
@@ -71,13 +64,6 @@ def main() -> int:
                     help="extra option passed to both `pipeline batch` and `pipeline replay` (repeatable)")
     ap.add_argument("--json-out", type=Path)
     a = ap.parse_args()
-
-    ok, msg = command_exists("batch")
-    if not ok:
-        print("`pipeline batch` does not exist yet (or fails on --help), so there is nothing to measure.\n"
-              f"  its answer: {msg[-300:]}\n"
-              "Re-run this benchmark once `pipeline batch DIR --out DATASET --jobs N` is implemented.")
-        return 3
 
     t0 = time.perf_counter()
     tdir = make_trace_dir(a.traces, a.packets)

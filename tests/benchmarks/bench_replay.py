@@ -155,13 +155,9 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
 
-    try:
-        inproc, p = in_process(path, a.repeats)
-        res["in_process"] = inproc
-        problems += p
-    except ImportError as e:
-        print(f"pipeline.replay.run_replay is not available: {e}")
-        return 3
+    inproc, p = in_process(path, a.repeats)
+    res["in_process"] = inproc
+    problems += p
     # The inferred host is 192.168.1.2 (IPv4 only), so the IPv6 flow (fd00::11 -> fd00::2) is left out.
     expect_host = truth["packets"] - truth["ipv6_packets"]
     if inproc["host_packets"] != expect_host:
