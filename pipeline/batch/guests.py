@@ -41,7 +41,8 @@ class GuestChunk(PacketChunk):
     member_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # int64
 
 
-def _subset(chunk: PacketChunk, sel: np.ndarray) -> PacketChunk:
+def _take(chunk: PacketChunk, sel: np.ndarray | slice) -> PacketChunk:
+    """The packets ``sel`` of ``chunk`` (``first_index`` 0: only the columns are used)."""
     return PacketChunk(first_index=0, **{c: getattr(chunk, c)[sel] for c in PACKET_COLUMNS})
 
 
@@ -67,7 +68,7 @@ class TraceGuestsMapping:
             sel = member == k
             if not sel.any():
                 continue
-            d, _g, r = m.classify(_subset(chunk, sel))
+            d, _g, r = m.classify(_take(chunk, sel))
             direction[sel] = d
             remote[sel] = r
         return direction, member.astype(np.int32), remote
@@ -159,7 +160,7 @@ class GuestTraces:
                     if end <= pos[k]:
                         continue
                     ch = bufs[k]
-                    parts.append(_slice(ch, pos[k], end))
+                    parts.append(_take(ch, slice(pos[k], end)))
                     keys.append(eff[k][pos[k]:end])
                     members.append(np.full(end - pos[k], k, np.int32))
                     idx.append(np.arange(ch.first_index + pos[k], ch.first_index + end, dtype=np.int64))
@@ -185,6 +186,3 @@ class GuestTraces:
                 return ch.member[rel], ch.member_index[rel]
         raise RuntimeError(f"merged packet {first} is no longer buffered")
 
-
-def _slice(ch: PacketChunk, a: int, b: int) -> PacketChunk:
-    return PacketChunk(first_index=ch.first_index + a, **{c: getattr(ch, c)[a:b] for c in PACKET_COLUMNS})

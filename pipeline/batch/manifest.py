@@ -29,15 +29,14 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
 from pipeline.errors import OptionError, ResultsError
-from pipeline.store import SCHEMA_VERSION
+from pipeline.store import SCHEMA_VERSION, atomic_output
+from pipeline.store.layout import MANIFEST_FILE
 
-MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
 MANIFEST_FORMAT = "pipeline-batch-manifest"
 MANIFEST_VERSION = 1
@@ -88,20 +87,13 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    """Write ``doc`` as JSON to ``path`` so that readers see the old or the new file, never a part."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write ``doc`` as JSON to ``path`` so that readers see the old or the new file, never a part
+    (:func:`pipeline.store.atomic_output`, plus an fsync before the rename)."""
+    with atomic_output(path) as tmp, open(tmp, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def new_manifest() -> dict[str, Any]:

@@ -52,9 +52,10 @@ from pipeline.batch.manifest import (
     resolved_config,
     save_manifest,
 )
-from pipeline.batch.task import PART_FILE, TABLES, run_task, worker_init
+from pipeline.batch.task import run_task, worker_init
 from pipeline.errors import OptionError, PipelineError
 from pipeline.replay import ReplayConfig
+from pipeline.store.layout import PART_FILE, TABLES
 
 STAGING = ".staging"
 TRASH = ".trash"
@@ -131,25 +132,22 @@ def _partitions_present(dataset: Path, entry: dict[str, Any]) -> bool:
     return bool(parts) and all((dataset / p / PART_FILE).is_file() for p in parts)
 
 
-def _up_to_date(dataset: Path, unit: dict[str, Any], entry: dict[str, Any] | None, chash: str,
-                hashes: dict[str, str]) -> bool:
+def _may_be_up_to_date(dataset: Path, unit: dict[str, Any], entry: dict[str, Any] | None, chash: str) -> bool:
+    """Every check but the inputs' content: recorded complete with this configuration, the same input
+    paths and sizes, its partitions present."""
     if not entry or entry.get("status") not in COMPLETE or entry.get("config_hash") != chash:
         return False
     old = entry.get("inputs") or []
-    new = unit["inputs"]
-    if [(i.get("path"), i.get("size")) for i in old] != [(i["path"], i["size"]) for i in new]:
-        return False
-    if any(hashes.get(i["path"]) != o.get("sha256") for i, o in zip(new, old, strict=True)):
+    if [(i.get("path"), i.get("size")) for i in old] != [(i["path"], i["size"]) for i in unit["inputs"]]:
         return False
     return _partitions_present(dataset, entry)
 
 
 def _plan(dataset: Path, units: list[dict[str, Any]], manifest: dict[str, Any], chash: str,
           threads: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(units to replay, units up to date). Hashes only the inputs that could be up to date."""
+    """(units to replay, units up to date). Hashes only the inputs of units that pass every other check."""
     traces = manifest["traces"]
-    candidates = [u for u in units if (e := traces.get(u["trace_id"])) and e.get("status") in COMPLETE
-                  and e.get("config_hash") == chash and _partitions_present(dataset, e)]
+    candidates = [u for u in units if _may_be_up_to_date(dataset, u, traces.get(u["trace_id"]), chash)]
     paths = sorted({i["path"] for u in candidates for i in u["inputs"]})
     hashes: dict[str, str] = {}
     if paths:
@@ -157,10 +155,11 @@ def _plan(dataset: Path, units: list[dict[str, Any]], manifest: dict[str, Any], 
             for p, h in zip(paths, pool.map(_sha_or_none, paths), strict=True):
                 if h is not None:
                     hashes[p] = h
-    todo, done = [], []
-    for u in units:
-        (done if _up_to_date(dataset, u, traces.get(u["trace_id"]), chash, hashes) else todo).append(u)
-    return todo, done
+    unchanged = {u["trace_id"] for u in candidates
+                 if all(hashes.get(i["path"]) == o.get("sha256")
+                        for i, o in zip(u["inputs"], traces[u["trace_id"]]["inputs"], strict=True))}
+    todo = [u for u in units if u["trace_id"] not in unchanged]
+    return todo, [u for u in units if u["trace_id"] in unchanged]
 
 
 def _sha_or_none(path: str) -> str | None:
@@ -278,7 +277,7 @@ def warm_numba(config: ReplayConfig) -> None:
 # ------------------------------------------------------------------------------------- executors
 
 #: Modules the fork server imports once, so every worker forked from it starts with them imported.
-_PRELOAD = ["pipeline.batch.task", "pipeline.replay", "pipeline.api", "pipeline.ingest", "pyarrow.parquet",
+_PRELOAD = ["pipeline.batch.task", "pipeline.replay", "pipeline.store.packets", "pipeline.ingest", "pyarrow.parquet",
             "pandas"]
 
 

@@ -27,14 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-
-PART_FILE = "part-0.parquet"
-TABLES = ("summary", "packets")
-
-
-def partition_dir(table: str, arch: str, trace_id: str) -> str:
-    """Relative directory of one partition: ``<table>/arch=<arch>/trace=<trace id>``."""
-    return f"{table}/arch={arch}/trace={trace_id}"
+from pipeline.store.layout import PART_FILE, partition_dir
 
 
 def worker_init(coordinator_pid: int | None = None, cpus: list[int] | None = None) -> None:

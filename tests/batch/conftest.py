@@ -4,11 +4,13 @@ shared captures into the repository), good and bad, and helpers to read a datase
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from pipeline.batch import read_dataset
 from pipeline.replay import ReplayConfig
 
 #: Real captures that replay cleanly with an inferred host (bundled + shared), a few MB in all.
@@ -55,11 +57,16 @@ def fast_config() -> ReplayConfig:
     return ReplayConfig(archs=["linux", "dbnet"], saturation=False)
 
 
-def read_table(dataset: Path, table: str) -> pd.DataFrame:
-    """A dataset table through pyarrow's hive partitioning, in a canonical row order."""
-    import pyarrow.dataset as pds
+def replace_input(dest: Path, src: Path) -> None:
+    """Give the input ``dest`` (a symlink) new content, a copy of ``src``: unlinked first, so the
+    capture it points to is never overwritten."""
+    dest.unlink()
+    shutil.copy(src, dest)
 
-    df = pds.dataset(dataset / table, format="parquet", partitioning="hive").to_table().to_pandas()
+
+def read_table(dataset: Path, table: str) -> pd.DataFrame:
+    """A dataset table (:func:`pipeline.batch.read_dataset`), categoricals as str, in a canonical row order."""
+    df = read_dataset(dataset, table)
     for c in df.columns:
         if isinstance(df[c].dtype, pd.CategoricalDtype):
             df[c] = df[c].astype(str)

@@ -17,7 +17,7 @@ from pipeline.batch.manifest import DatasetLock, config_hash, resolved_config
 from pipeline.errors import OptionError
 from pipeline.replay import ReplayConfig, run_replay
 
-from .conftest import BAD, GOOD, read_table
+from .conftest import BAD, GOOD, read_table, replace_input
 
 
 def _parts(ds):
@@ -103,8 +103,7 @@ def test_rerun_skips_unchanged_redoes_changed_and_never_duplicates(tmp_path, goo
 
     # one input's content changes: only that trace is redone, its rows replaced (not added)
     victim = good_dir / "sub" / "suricata_1flowB.pcap"
-    victim.unlink()
-    shutil.copy(shared_traces / "bulk_tcp/suricata_http_aptget.pcap", victim)
+    replace_input(victim, shared_traces / "bulk_tcp/suricata_http_aptget.pcap")
     third = run_batch([good_dir], ds, fast_config, jobs=2)
     assert [r["inputs"][0]["path"] for r in third.ok] == [str(victim.absolute())]
     assert len(third.skipped) == len(GOOD) - 1
@@ -131,8 +130,7 @@ def test_failed_traces_are_retried_and_recover_when_fixed(tmp_path, mixed_dir, b
     again = run_batch([mixed_dir], ds, fast_config, jobs=1)
     assert len(again.failed) == len(BAD) and len(again.skipped) == len(GOOD)
     bad = mixed_dir / "bad" / "tcpdump_empty_header_only.pcap"
-    bad.unlink()
-    shutil.copy(bundled_traces / "iperf3_mtu552_snap96.pcap", bad)
+    replace_input(bad, bundled_traces / "iperf3_mtu552_snap96.pcap")
     fixed = run_batch([mixed_dir], ds, fast_config, jobs=1)
     assert [r["inputs"][0]["path"] for r in fixed.ok] == [str(bad.absolute())]
     assert len(fixed.failed) == len(BAD) - 1
@@ -142,8 +140,9 @@ def test_a_second_batch_on_a_locked_dataset_refuses(tmp_path, good_dir, fast_con
     ds = tmp_path / "ds"
     ds.mkdir()
     with DatasetLock(ds):
-        with pytest.raises(OptionError, match=f"pid {os.getpid()}.*another --out|another pipeline batch"):
+        with pytest.raises(OptionError, match=f"pid {os.getpid()}.*another --out|another pipeline batch") as exc:
             run_batch([good_dir], ds, fast_config, jobs=1)
+        assert f"(pid {os.getpid()})" in str(exc.value)  # the alternation above lets a missing pid pass
         assert not (ds / "summary").exists()
     assert run_batch([good_dir], ds, fast_config, jobs=1).exit_code == 0  # released: usable again
 
@@ -212,6 +211,8 @@ def test_no_packets_option_writes_summaries_only(tmp_path, good_dir, fast_config
     res = run_batch([good_dir], ds, fast_config, jobs=1, write_packets=False)
     assert res.exit_code == 0 and not (ds / "packets").exists()
     assert np.all(read_table(ds, "summary").packets >= 0)
+    assert len(read_table(ds, "summary")) == len(GOOD) * 2 * 2 * 3  # archs x (g0, all) x directions
+    assert all(len(r["partitions"]) == 2 and all(p.startswith("summary/") for p in r["partitions"]) for r in res.ok)
 
 
 def test_progress_reports_traces_packets_bytes_and_failures(tmp_path, mixed_dir, fast_config):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import shutil
@@ -71,6 +72,7 @@ def test_trace_ids_are_unique_sanitised_and_stable(tmp_path, bundled_traces, mon
     again, _ = discover_captures([os.path.join("..", "..", "in")])
     assert [c.trace_id for c in again] == ids
     assert make_trace_id("x" * 500, "k") == make_trace_id("x" * 500, "k") and len(make_trace_id("x" * 500, "k")) < 100
+    assert make_trace_id("x" * 500, "k") == "x" * 80 + "-" + hashlib.sha256(b"k").hexdigest()[:8]
 
 
 def test_explicit_files_are_inputs_even_without_magic_and_missing_inputs_are_errors(tmp_path):

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +12,7 @@ from pipeline.batch.guests import GuestTraces
 from pipeline.ingest import read_trace
 from pipeline.replay import ReplayConfig, run_replay
 
-from .conftest import link, read_table
+from .conftest import link, read_table, replace_input
 
 NUMERIC = ["packets", "frames", "wire_bytes", "payload_bytes", "cycles_total", "drops"]
 
@@ -97,14 +95,13 @@ def test_group_is_resumable_and_redone_when_a_member_changes(group_dir, bundled_
     again = run_batch([group_dir.parent], ds, cfg, as_guests=True, jobs=1)
     assert len(again.skipped) == 1 and not again.ok
     member = group_dir / "iperf3_mtu552_snap96.pcap"
-    member.unlink()
-    shutil.copy(bundled_traces / "iperf3_mtu1500_tso_snap96.pcap", member)
+    replace_input(member, bundled_traces / "iperf3_mtu1500_tso_snap96.pcap")
     third = run_batch([group_dir.parent], ds, cfg, as_guests=True, jobs=1)
     assert len(third.ok) == 1 and third.ok[0]["sha256"] != first.ok[0]["sha256"]
     assert len(read_table(ds, "summary")) == 3 * 3  # (2 guests + all) x 3 directions, not duplicated
 
 
-def test_run_replay_iterates_a_reiterable_source_once_per_pass():
+def test_run_replay_iterates_a_reiterable_source_once_per_pass(bundled_traces):
     class Counting:
         def __init__(self, chunks):
             self.chunks, self.passes = chunks, 0
@@ -113,7 +110,7 @@ def test_run_replay_iterates_a_reiterable_source_once_per_pass():
             self.passes += 1
             return iter(self.chunks)
 
-    chunk, _ = read_trace(__import__("pathlib").Path(__file__).parents[2] / "traces/iperf3_mtu1500_tso_snap96.pcap")
+    chunk, _ = read_trace(bundled_traces / "iperf3_mtu1500_tso_snap96.pcap")
     src = Counting([chunk])
     cfg = ReplayConfig(archs=["linux"], hosts=["10.99.0.2"], cache_packets=0)
     res = run_replay(src, cfg)
