@@ -15,6 +15,7 @@ import numpy as np
 
 from pipeline.errors import OptionError
 from pipeline.ingest import open_trace
+from pipeline.ingest.columns import PacketChunk
 from pipeline.ingest.stats import TraceStats
 
 if TYPE_CHECKING:  # pandas-heavy: imported lazily so `pipeline inspect` starts fast
@@ -24,18 +25,23 @@ ProgressFn = Callable[[int, int], None]
 
 
 def inspect_trace(path: str | os.PathLike, *, top: int = 10, progress: ProgressFn | None = None,
-                  chunk_packets: int = 1 << 20) -> dict[str, Any]:
+                  chunk_packets: int = 1 << 20,
+                  on_chunk: Callable[[PacketChunk], None] | None = None) -> dict[str, Any]:
     """A capinfos-like summary of one capture, as a JSON-safe dict.
 
     Keys include ``packets``, ``wire_bytes``, ``captured_bytes``, ``first_ts_ns``, ``last_ts_ns``
     (earliest and latest timestamp), ``link_types``, ``format``, ``truncated``, ``warnings``, plus
     container details (byte order, timestamp resolution, snaplen, interfaces), L3/L4 counts,
     distinct hosts, the top flows by wire bytes, and whether timestamps are in order.
+    ``on_chunk`` sees every chunk of packets too, so a caller that needs more than the summary (the
+    report numbers flows) reads the capture once.
     """
     stats = TraceStats()
     with open_trace(path, chunk_packets=chunk_packets, progress=progress) as reader:
         for chunk in reader:
             stats.add(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
         info = reader.info.to_dict()
     summary = stats.to_dict(top=top)
     out: dict[str, Any] = {"path": str(path)}
@@ -49,9 +55,6 @@ def inspect_trace(path: str | os.PathLike, *, top: int = 10, progress: ProgressF
 
 # --- replay --------------------------------------------------------------------------------------
 
-#: Files a replay writes into its output directory.
-SUMMARY_FILE = "summary.parquet"
-PACKETS_FILE = "packets.parquet"
 
 
 def _import_for_results() -> None:
@@ -97,6 +100,7 @@ def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: 
     import uuid
 
     from pipeline.replay import run_replay
+    from pipeline.store.layout import PACKETS_FILE, SUMMARY_FILE
 
     config.validate()
     out = Path(out_dir) if out_dir is not None else None

@@ -8,10 +8,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.api import PACKETS_FILE, replay
+from pipeline.api import replay
 from pipeline.models.components import COMPONENTS
 from pipeline.replay import ReplayConfig, run_replay
 from pipeline.store import read_metadata
+from pipeline.store.layout import PACKETS_FILE
 
 GUESTS3 = ["g1=10.99.0.11", "g2=10.99.0.12", "g3=10.99.0.13"]
 

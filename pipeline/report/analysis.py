@@ -199,20 +199,39 @@ def _flow_label(key: tuple[int, ...]) -> str:
 
 
 def load_trace_data(run: RunResults, max_packets: int = 2_000_000) -> TraceData:
-    """Find the capture again, check its SHA-256, summarise it and number its flows.
+    """Find the capture again, check its SHA-256, summarise it and number its flows, in one pass.
 
+    ``inspect`` is what ``pipeline inspect`` gives (:func:`pipeline.api.inspect_trace`, no top flows):
+    the replay's metadata records the container details, not the capinfos-style statistics.
     Keeps up to ``max_packets`` packets in memory for the load sweep and the sensitivity runs.
+    Whenever ``chunks`` is None, ``note`` or ``chunks_note`` says why.
     """
     from pipeline.api import inspect_trace
-    from pipeline.ingest import open_trace
 
     path = locate_trace(run)
     recorded = run.trace.get("path")
     if path is None:
         return TraceData(None, note=f"capture {recorded!r} not found: the summary below is from the results' "
                                     "metadata; flows, load sweep and sensitivity need the capture")
+    chunks: list[Any] | None = []
+    n_kept = 0
+    ids: list[np.ndarray] = []
+    key_index: dict[tuple[int, ...], int] = {}
+    f_packets: list[int] = []
+    f_wire: list[int] = []
+
+    def keep(ch) -> None:
+        nonlocal chunks, n_kept
+        _number_flows(ch, key_index, f_packets, f_wire, ids)
+        if chunks is not None:
+            if n_kept + len(ch) <= max_packets:
+                chunks.append(ch)
+                n_kept += len(ch)
+            else:
+                chunks = None
+
     try:
-        info = inspect_trace(path, top=5)
+        info = inspect_trace(path, top=0, on_chunk=keep)  # one pass: summary, flows and chunks
     except PipelineError as e:
         return TraceData(None, note=f"capture {path} cannot be read again ({e}); sections that need it are left out")
     want = run.metadata.get("trace_sha256") or run.trace.get("sha256")
@@ -220,37 +239,6 @@ def load_trace_data(run: RunResults, max_packets: int = 2_000_000) -> TraceData:
         return TraceData(None, note=f"capture {path} has changed since the replay (SHA-256 differs): sections "
                                     "that need the capture are left out")
     td = TraceData(path, inspect=info)
-    chunks: list[Any] = []
-    n_kept = 0
-    ids: list[np.ndarray] = []
-    key_index: dict[tuple[int, ...], int] = {}
-    f_packets: list[int] = []
-    f_wire: list[int] = []
-    with open_trace(path) as reader:
-        for ch in reader:
-            keys = _flow_keys_bidirectional(ch)
-            uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-            gid = np.empty(len(uniq), np.int64)
-            for i, row in enumerate(uniq.tolist()):
-                t = tuple(int(v) for v in row)
-                if t not in key_index:
-                    key_index[t] = len(key_index)
-                    f_packets.append(0)
-                    f_wire.append(0)
-                gid[i] = key_index[t]
-            fid = gid[inv.reshape(-1)]
-            cnt = np.bincount(fid, minlength=len(key_index))
-            wb = np.bincount(fid, weights=ch.wire_len.astype(np.float64), minlength=len(key_index))
-            for j in np.flatnonzero(cnt).tolist():
-                f_packets[j] += int(cnt[j])
-                f_wire[j] += int(wb[j])
-            ids.append(fid)
-            if chunks is not None:
-                if n_kept + len(ch) <= max_packets:
-                    chunks.append(ch)
-                    n_kept += len(ch)
-                else:
-                    chunks = None
     td.flow_id = np.concatenate(ids) if ids else np.empty(0, np.int64)
     labels = [""] * len(key_index)
     for k, i in key_index.items():
@@ -261,6 +249,28 @@ def load_trace_data(run: RunResults, max_packets: int = 2_000_000) -> TraceData:
         td.chunks_note = (f"the capture has more than {max_packets:,} packets: load sweep and sensitivity "
                           "left out (they re-run the model on the whole trace in memory)")
     return td
+
+
+def _number_flows(ch, key_index: dict[tuple[int, ...], int], f_packets: list[int], f_wire: list[int],
+                  ids: list[np.ndarray]) -> None:
+    """Give each packet of ``ch`` its (bidirectional) flow number; count packets and wire bytes per flow."""
+    keys = _flow_keys_bidirectional(ch)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    gid = np.empty(len(uniq), np.int64)
+    for i, row in enumerate(uniq.tolist()):
+        t = tuple(int(v) for v in row)
+        if t not in key_index:
+            key_index[t] = len(key_index)
+            f_packets.append(0)
+            f_wire.append(0)
+        gid[i] = key_index[t]
+    fid = gid[inv.reshape(-1)]
+    cnt = np.bincount(fid, minlength=len(key_index))
+    wb = np.bincount(fid, weights=ch.wire_len.astype(np.float64), minlength=len(key_index))
+    for j in np.flatnonzero(cnt).tolist():
+        f_packets[j] += int(cnt[j])
+        f_wire[j] += int(wb[j])
+    ids.append(fid)
 
 
 def flow_costs(run: RunResults, td: TraceData, top: int = 10) -> pd.DataFrame | None:

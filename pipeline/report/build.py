@@ -55,7 +55,7 @@ def capture_rows(run: RunResults, td: an.TraceData) -> list[tuple[str, str]]:
             ("File", str(td.path)),
             ("Format", f"{s.get('format')} ({s.get('compression') or 'uncompressed'}), "
                        f"{s.get('byte_order')}-endian, version {s.get('version')}"),
-            ("Link types", ", ".join(s.get("link_types") or []) or "-"),
+            ("Link types", ", ".join(s.get("linktypes") or []) or "-"),
             ("Snaplen", str(s.get("snaplen"))),
             ("Packets", fmt_num(s.get("packets"), ",d")),
             ("Wire bytes", fmt_num(s.get("wire_bytes"), ",d")),
@@ -96,6 +96,17 @@ def _run_line(run: RunResults) -> dict[str, str]:
             "placement": str(c.get("placement")), "segments": str(c.get("segments")),
             "link Mb/s": fmt_num(float(c.get("link_bps") or 0) / 1e6, ",.0f"),
             "tool": str(run.metadata.get("tool_version"))}
+
+
+def _can_rerun(s: Section, wanted: bool, flag: str, td: an.TraceData) -> bool:
+    """Whether a section that re-runs the model on the capture (sweep, sensitivity) can; if not, says why in ``s``."""
+    if not wanted:
+        s.add(Para(f"Left out ({flag})."))
+    elif td.chunks is None:
+        s.add(Para(td.chunks_note or td.note))  # load_trace_data sets one of them whenever chunks is None
+    else:
+        return True
+    return False
 
 
 def trace_sections(run: RunResults, i: int, *, interval_s: float | None, sweep: bool, sensitivity: bool,
@@ -162,11 +173,7 @@ def trace_sections(run: RunResults, i: int, *, interval_s: float | None, sweep: 
     # sweep
     s = Section("Throughput against offered load", level=3)
     secs.append(s)
-    if not sweep:
-        s.add(Para("Left out (--no-sweep)."))
-    elif td.chunks is None:
-        s.add(Para(td.chunks_note or td.note or "The capture is needed for the sweep."))
-    else:
+    if _can_rerun(s, sweep, "--no-sweep", td):
         log(f"{run.label}: load sweep")
         sw = an.load_sweep(run, td.chunks)
         sat_mbps = arch.saturation_mbps.to_dict()
@@ -222,11 +229,7 @@ def trace_sections(run: RunResults, i: int, *, interval_s: float | None, sweep: 
     # sensitivity
     s = Section("Sensitivity to the parameter ranges", level=3)
     secs.append(s)
-    if not sensitivity:
-        s.add(Para("Left out (--no-sensitivity)."))
-    elif td.chunks is None:
-        s.add(Para(td.chunks_note or td.note or "The capture is needed for the sensitivity runs."))
-    else:
+    if _can_rerun(s, sensitivity, "--no-sensitivity", td):
         log(f"{run.label}: sensitivity runs")
         try:
             sens = an.sensitivity(run, td.chunks)

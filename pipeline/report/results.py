@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +29,15 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import ResultsError
 from pipeline.store import SCHEMA_VERSION, read_metadata
+from pipeline.store.layout import (
+    MANIFEST_FILE,
+    PACKETS_FILE,
+    PART_FILE,
+    SUMMARY_FILE,
+    TABLES,
+    partition_values,
+)
 
-SUMMARY_FILE = "summary.parquet"
-PACKETS_FILE = "packets.parquet"
 #: Summary columns a report needs (the rest are optional).
 REQUIRED_SUMMARY_COLUMNS: tuple[str, ...] = (
     "arch", "guest", "direction", "packets", "wire_bytes", "cycles_total", "cycles_per_packet", "cpu_util",
@@ -87,7 +92,7 @@ class RunResults:
             pf = pq.ParquetFile(path)
             have = set(pf.schema_arrow.names)
             read = [c for c in columns if c in have]
-            part_arch = _partition_values(path).get("arch")
+            part_arch = partition_values(path).get("arch")
             for batch in pf.iter_batches(batch_size=batch_rows, columns=read):
                 df = batch.to_pandas()
                 if "arch" in columns and "arch" not in df.columns:
@@ -95,15 +100,6 @@ class RunResults:
                 if "arch" in df.columns:
                     df["arch"] = df["arch"].astype(str)
                 yield df
-
-
-def _partition_values(path: Path) -> dict[str, str]:
-    out = {}
-    for part in path.parts:
-        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", part)
-        if m:
-            out[m.group(1)] = m.group(2)
-    return out
 
 
 def _meta(path: Path) -> dict[str, Any]:
@@ -168,29 +164,34 @@ def _config_key(meta: dict[str, Any]) -> str:
     return json.dumps(cfg, sort_keys=True, default=str)
 
 
+def _files_by_trace(root: Path, table: str) -> dict[str | None, list[Path]]:
+    """The visible Parquet files of one dataset table, sorted, grouped by their trace=<id> (None: no such partition)."""
+    by_trace: dict[str | None, list[Path]] = {}
+    if (root / table).is_dir():
+        for f in sorted((root / table).rglob(PART_FILE)):
+            if not f.name.startswith("."):
+                by_trace.setdefault(partition_values(f.relative_to(root)).get("trace"), []).append(f)
+    return by_trace
+
+
 def _load_dataset(root: Path) -> list[RunResults]:
-    files = sorted((root / "summary").rglob("*.parquet"))
-    files = [f for f in files if not f.name.startswith(".")]
-    if not files:
+    summary_table, packets_table = TABLES
+    by_trace = _files_by_trace(root, summary_table)
+    if not by_trace:
         raise ResultsError(f"{root}: batch dataset without summary partitions (no "
                            "summary/arch=*/trace=*/*.parquet): the batch produced no results; see "
-                           f"{root / 'manifest.json'}")
-    by_trace: dict[str, list[Path]] = {}
-    for f in files:
-        pv = _partition_values(f.relative_to(root))
-        trace_id = pv.get("trace")
-        if trace_id is None:
-            raise ResultsError(f"{f}: not in a trace=<id> partition: not a `pipeline batch` dataset")
-        by_trace.setdefault(trace_id, []).append(f)
+                           f"{root / MANIFEST_FILE}")
+    if None in by_trace:
+        raise ResultsError(f"{by_trace[None][0]}: not in a trace=<id> partition: not a `pipeline batch` dataset")
+    packets_by_trace = _files_by_trace(root, packets_table)
     runs = []
     for trace_id, parts in sorted(by_trace.items()):
         frames, metas = [], []
         for f in parts:
             meta = _meta(f)
             df = _read_summary(f)
-            pv = _partition_values(f.relative_to(root))
             if "arch" not in df.columns:
-                df.insert(0, "arch", pv.get("arch", ""))
+                df.insert(0, "arch", partition_values(f.relative_to(root)).get("arch", ""))
             frames.append(df)
             metas.append((f, meta))
         keys = {_config_key(m) for _, m in metas}
@@ -206,13 +207,9 @@ def _load_dataset(root: Path) -> list[RunResults]:
         rank = {a: i for i, a in enumerate(order)}
         summary = summary.iloc[np.argsort(summary.arch.map(rank).to_numpy(), kind="stable")].reset_index(drop=True)
         meta = _merge_partition_metadata([m for _, m in metas], list(dict.fromkeys(summary["arch"])))
-        pfiles = sorted(f for f in (root / "packets").rglob("*.parquet")
-                        if not f.name.startswith(".") and
-                        _partition_values(f.relative_to(root)).get("trace") == trace_id) \
-            if (root / "packets").is_dir() else []
         path = (meta.get("trace") or {}).get("path")
         runs.append(RunResults(label=Path(str(path)).stem if path else trace_id, source=root, summary=summary,
-                               metadata=meta, packet_files=pfiles, trace_id=trace_id))
+                               metadata=meta, packet_files=packets_by_trace.get(trace_id, []), trace_id=trace_id))
     return runs
 
 
@@ -256,11 +253,11 @@ def load_results(path: str | os.PathLike) -> list[RunResults]:
                            "`pipeline batch` dataset")
     if (p / SUMMARY_FILE).exists():
         return [_load_replay_dir(p)]
-    if (p / "summary").is_dir():
+    if (p / TABLES[0]).is_dir():
         return _load_dataset(p)
-    if (p / "manifest.json").exists():
+    if (p / MANIFEST_FILE).exists():
         raise ResultsError(f"{p}: batch dataset without results (no summary/ partitions): see "
-                           f"{p / 'manifest.json'}")
+                           f"{p / MANIFEST_FILE}")
     raise ResultsError(f"{p}: no results here (no {SUMMARY_FILE} and no summary/ dataset): run "
                        "`pipeline replay TRACE --out DIR` or `pipeline batch` first")
 

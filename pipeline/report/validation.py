@@ -102,7 +102,6 @@ class Check:
 @dataclass
 class _Run:
     summary: pd.DataFrame
-    sha256: str
     saturation: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def limited_by(self, *archs: str) -> str:
@@ -133,7 +132,7 @@ class Model:
                                hosts=list(hosts or []), guests=list(guests or []), link_bps=link_bps,
                                placement=placement, threads=1)
             res = run_replay(path, cfg)
-            self.cache[key] = _Run(res.summary, str(res.trace.get("sha256")), dict(res.saturation))
+            self.cache[key] = _Run(res.summary, dict(res.saturation))
             self.shas[trace] = str(res.trace.get("sha256"))
         return self.cache[key]
 
@@ -394,8 +393,7 @@ BURST_IDS = ("V1", "V2", "V21")
 def why_missed(c: Check) -> str:
     """The recorded explanation for a check that misses (bursts first when drops limited the model)."""
     if "drops" in c.limited_by and c.id in BURST_IDS:
-        extra = MISS_REASONS.get(c.id, "") if c.id in ("V8", "V10", "V16") else ""
-        return BURSTS.format(lim=c.limited_by) + (f" Besides: {extra}" if extra else "")
+        return BURSTS.format(lim=c.limited_by)
     return MISS_REASONS.get(c.id, "No explanation recorded.")
 
 

@@ -46,7 +46,9 @@ def test_dataset_needs_a_trace_id(run_1500, run_3g, tmp_path) -> None:
     make_dataset(run_3g, root, "t2")
     with pytest.raises(ResultsError, match="2 traces.*#TRACE_ID"):
         load_one(root)
-    assert load_one(f"{root}#t2").guest_names == ["g1", "g2", "g3"]
+    t2 = load_one(f"{root}#t2")
+    assert t2.guest_names == ["g1", "g2", "g3"]
+    assert len(t2.packet_files) == 4 and all(f.parts[-2] == "trace=t2" for f in t2.packet_files)
     with pytest.raises(ResultsError, match="no trace 't9'"):
         load_one(f"{root}#t9")
 

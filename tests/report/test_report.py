@@ -112,6 +112,25 @@ def test_flow_costs_cover_every_cycle(run_1500) -> None:
     assert top.linux_share_pct > 95  # the bulk flow
 
 
+def test_capture_summary_is_what_inspect_gives(run_1500) -> None:
+    """The report's one pass over the capture (inspect_trace with an on_chunk hook that numbers flows
+    and keeps chunks) gives the same capinfos numbers as `pipeline inspect`."""
+    import dataclasses
+
+    from pipeline.api import inspect_trace
+    from pipeline.report.build import capture_rows
+
+    (r,) = load_results(run_1500)
+    td = an.load_trace_data(r)
+    ref = inspect_trace(td.path, top=0)
+    assert {k: v for k, v in td.inspect.items() if k != "path"} == \
+        {k: v for k, v in ref.items() if k != "path"}
+    assert td.flows.packets.sum() == ref["packets"] and len(td.flow_id) == ref["packets"]
+    rows = capture_rows(r, td)
+    assert rows == capture_rows(r, dataclasses.replace(td, inspect=ref))
+    assert ("Packets", "9,343") in rows and ("Link types", "EN10MB(1)") in rows
+
+
 def test_changed_capture_is_not_used(run_1500, tmp_path) -> None:
     import json
     import shutil
