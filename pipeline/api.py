@@ -37,7 +37,7 @@ def inspect_trace(path: str | os.PathLike, *, top: int = 10, progress: ProgressF
     report numbers flows) reads the capture once.
     """
     stats = TraceStats()
-    with open_trace(path, chunk_packets=chunk_packets, progress=progress) as reader:
+    with open_trace(path, chunk_packets=chunk_packets, progress=progress, sha256=True) as reader:
         for chunk in reader:
             stats.add(chunk)
             if on_chunk is not None:

@@ -294,7 +294,7 @@ class _Source:
         if isinstance(t, str | Path):
             from pipeline.ingest import open_trace
 
-            with open_trace(t, chunk_packets=self.chunk_packets) as reader:
+            with open_trace(t, chunk_packets=self.chunk_packets, sha256=True) as reader:
                 for ch in reader:
                     yield ch
                 self.info = reader.info.to_dict()

@@ -123,7 +123,8 @@ class GuestTraces:
             self.open()
         n = len(self.paths)
         with contextlib.ExitStack() as stack:
-            readers = [stack.enter_context(open_trace(p, chunk_packets=self.chunk_packets)) for p in self.paths]
+            readers = [stack.enter_context(open_trace(p, chunk_packets=self.chunk_packets, sha256=True))
+                       for p in self.paths]
             iters = [iter(r) for r in readers]
             bufs: list[PacketChunk | None] = [None] * n
             eff: list[np.ndarray] = [np.zeros(0, np.int64)] * n

@@ -2,7 +2,7 @@
 
 Public API (everything else is internal)::
 
-    open_trace(path, *, chunk_packets=1 << 20, progress=None) -> TraceReader   # iterate for PacketChunk
+    open_trace(path, *, chunk_packets=1 << 20, progress=None, sha256=False) -> TraceReader  # iterate for PacketChunk
     read_trace(path, **kw) -> (PacketChunk, TraceInfo)                          # whole trace in memory
 
 See :mod:`pipeline.ingest.reader` for the damage policy and :mod:`pipeline.ingest.columns` for the

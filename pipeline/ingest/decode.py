@@ -373,6 +373,34 @@ def _decode_kernel(buf, data_off, cap_len, wire_len, linktype,
         end = off + np.int64(cap_len[i])
         if end > nbuf:
             end = nbuf
+        # fast path: untagged Ethernet, IPv4 without options, unfragmented TCP whose 20-byte header
+        # lies inside both the capture and the datagram (bulk TCP, nearly every packet of most
+        # traces); the same values the general path below computes, with a few tests instead of the
+        # layer walk (measured ~40 -> ~15 ns per packet on the benchmark trace)
+        if (end - off >= 54 and linktype[i] == LINKTYPE_ETHERNET and buf[off + 12] == 0x08
+                and buf[off + 13] == 0x00 and buf[off + 14] == 0x45 and buf[off + 23] == 6
+                and (buf[off + 20] & 0x3F) == 0 and buf[off + 21] == 0):
+            total_len = _be16(buf, off + 16)
+            if total_len >= 40:
+                doff = np.int64(buf[off + 46]) >> 4
+                payload = total_len - 20 - (doff * 4 if doff >= 5 else 20)
+                ethertype_out[i] = ETHERTYPE_IPV4
+                vlan_id_out[i] = -1
+                vlan_depth_out[i] = 0
+                dst_mac_out[i] = _be48(buf, off)
+                src_mac_out[i] = _be48(buf, off + 6)
+                ip_version_out[i] = 4
+                src_ip_hi_out[i] = zero
+                src_ip_lo_out[i] = _IPV4_MAPPED_PREFIX | np.uint64(_be32(buf, off + 26))
+                dst_ip_hi_out[i] = zero
+                dst_ip_lo_out[i] = _IPV4_MAPPED_PREFIX | np.uint64(_be32(buf, off + 30))
+                ip_proto_out[i] = 6
+                src_port_out[i] = _be16(buf, off + 34)
+                dst_port_out[i] = _be16(buf, off + 36)
+                tcp_flags_out[i] = _be16(buf, off + 46) & 0x01FF
+                ip_total_len_out[i] = total_len
+                payload_len_out[i] = payload if payload > 0 else 0
+                continue
         l3, ethertype, vlan_id, vlan_depth, src_mac, dst_mac, l3_mode = _link(
             buf, off, end, np.int64(linktype[i]))
 

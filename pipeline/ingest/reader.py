@@ -73,7 +73,8 @@ class TraceInfo:
     ``packets`` complete packet records read; ``linktype_packets`` label -> packets;
     ``unsupported_*`` the packets whose link type the decoder does not handle; ``warnings``
     one-line messages (record number and byte offset where there is one), one per kind;
-    ``truncated`` damage stopped reading after good packets; ``sha256`` of the raw file bytes.
+    ``truncated`` damage stopped reading after good packets; ``sha256`` of the raw file bytes (None
+    unless the trace was opened with ``sha256=True``).
     """
 
     path: str
@@ -376,13 +377,13 @@ class TraceReader:
 
     def __init__(self, path: str | os.PathLike, *, chunk_packets: int = 1 << 20,
                  progress: Callable[[int, int], None] | None = None,
-                 block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+                 block_size: int = DEFAULT_BLOCK_SIZE, sha256: bool = False) -> None:
         if chunk_packets < 1:
             raise ValueError("chunk_packets must be >= 1")
         self.path = Path(path)
         self.chunk_packets = int(chunk_packets)
         self.progress = progress
-        self._src = ByteSource(path)
+        self._src = ByteSource(path, sha256=sha256)
         self._used = False
         self._packets = 0
         self._stats = fr.new_stats()
@@ -692,16 +693,20 @@ def _decode(batch: FrameBatch) -> PacketChunk:
 
 def open_trace(path: str | os.PathLike, *, chunk_packets: int = 1 << 20,
                progress: Callable[[int, int], None] | None = None,
-               block_size: int = DEFAULT_BLOCK_SIZE) -> TraceReader:
+               block_size: int = DEFAULT_BLOCK_SIZE, sha256: bool = False) -> TraceReader:
     """Open a capture for one streaming pass (see the module docstring for the damage policy).
 
     ``chunk_packets``: at most this many packets per yielded chunk (chunks end at read-buffer
     boundaries, so they are often smaller). ``progress(bytes_done, bytes_total)``: called after
     every buffer fill with raw file bytes consumed and the file size. ``block_size``: read buffer
-    size in bytes (tests make it tiny to force records across buffer boundaries).
+    size in bytes (tests make it tiny to force records across buffer boundaries). ``sha256``: also
+    hash the raw file bytes while reading (``info.sha256``, else None); the hash runs on a helper
+    thread, but at ~2.1 GB/s it is as much CPU as the ingest itself, so only callers that record
+    provenance (inspect, replay, batch) ask for it.
     Raises :class:`~pipeline.errors.TraceError` for unusable input.
     """
-    return TraceReader(path, chunk_packets=chunk_packets, progress=progress, block_size=block_size)
+    return TraceReader(path, chunk_packets=chunk_packets, progress=progress, block_size=block_size,
+                       sha256=sha256)
 
 
 def read_trace(path: str | os.PathLike, **kw) -> tuple[PacketChunk, TraceInfo]:

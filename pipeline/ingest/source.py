@@ -6,8 +6,10 @@ by block (no mmap, no whole-file reads), gzip (magic ``1f 8b``) through :mod:`gz
 ``28 b5 2f fd``) through ``zstandard``'s streaming decompressor; both are recognised by magic, not
 by file name.
 
-The SHA-256 is of the raw file bytes as stored (compressed bytes for a compressed file), computed
-while streaming. For plain files the hash of each block runs in a helper thread (hashlib releases
+The SHA-256 (only when asked for: ``ByteSource(path, sha256=True)``) is of the raw file bytes as
+stored (compressed bytes for a compressed file), computed while streaming. It is opt-in because it
+is provenance, not ingest: SHA-256 runs at ~2.1 GB/s here, so hashing a 204 MB file costs 0.1 s of
+CPU, about as much as framing and decoding it (tests/benchmarks/bench_ingest.py). For plain files the hash of each block runs in a helper thread (hashlib releases
 the GIL) while the numba kernels frame and decode the same block; :meth:`ByteSource.sync` waits for
 it and must be called before the caller overwrites the buffer.
 
@@ -65,7 +67,7 @@ class ByteSource:
     Attributes: ``path``, ``file_size`` (bytes on disk), ``compression`` (None, "gzip", "zstd").
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, sha256: bool = False) -> None:
         self.path = Path(path)
         p = self.path
         try:
@@ -87,23 +89,27 @@ class ByteSource:
         except OSError as e:
             self._file.close()
             raise TraceError(p, f"cannot be read ({e.strerror or e})") from None
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if sha256 else None
         self._hash_thread: threading.Thread | None = None
         self._stream: BinaryIO | None = None
         self.stream_error: str | None = None
         self.bytes_out = 0  # decompressed bytes handed out so far
         if head[:2] == GZIP_MAGIC:
             self.compression: str | None = "gzip"
-            self._stream = gzip.GzipFile(fileobj=io.BufferedReader(_HashingRaw(self._file, self._hash),
+            self._stream = gzip.GzipFile(fileobj=io.BufferedReader(self._raw_for_stream(),
                                                                    buffer_size=1 << 20), mode="rb")
         elif head[:4] == ZSTD_MAGIC:
             import zstandard
             self.compression = "zstd"
             dctx = zstandard.ZstdDecompressor()
-            self._stream = dctx.stream_reader(_HashingRaw(self._file, self._hash), read_size=1 << 20,
+            self._stream = dctx.stream_reader(self._raw_for_stream(), read_size=1 << 20,
                                               read_across_frames=True)
         else:
             self.compression = None
+
+    def _raw_for_stream(self) -> BinaryIO:
+        """The raw file for a decompressor, hashing what it reads when a hash was asked for."""
+        return _HashingRaw(self._file, self._hash) if self._hash is not None else self._file
 
     # -- reading ---------------------------------------------------------------------------------
     def raw_position(self) -> int:
@@ -144,6 +150,8 @@ class ByteSource:
         return total
 
     def _hash_async(self, mv: memoryview) -> None:
+        if self._hash is None:
+            return
         self.sync()
         if len(mv) < (1 << 20):
             self._hash.update(mv)
@@ -159,10 +167,13 @@ class ByteSource:
             t.join()
             self._hash_thread = None
 
-    def finish_hash(self) -> str:
-        """SHA-256 hex digest of the whole raw file: every raw byte read so far is already hashed
-        (plain reads, or ``_HashingRaw`` under a decompressor), so only the rest is read here
-        (bytes the framing never needed: damage, or data after a compressed stream's end)."""
+    def finish_hash(self) -> str | None:
+        """SHA-256 hex digest of the whole raw file (None when no hash was asked for): every raw
+        byte read so far is already hashed (plain reads, or ``_HashingRaw`` under a decompressor),
+        so only the rest is read here (bytes the framing never needed: damage, or data after a
+        compressed stream's end)."""
+        if self._hash is None:
+            return None
         self.sync()
         while chunk := self._file.read(8 << 20):
             self._hash.update(chunk)

@@ -436,3 +436,36 @@ def test_many_packets_each_decoded_independently() -> None:
     np.testing.assert_array_equal(out["payload_len"], np.concatenate([k, k]))
     np.testing.assert_array_equal(out["src_port"], np.concatenate([1000 + k, 2000 + k]))
     np.testing.assert_array_equal(out["ip_version"], np.repeat([4, 6], 50))
+
+
+# --- the Ethernet/IPv4/TCP fast path agrees with the general layer walk ------------------------------
+
+def _df(pkt_ip: bytes) -> bytes:
+    """Set the IPv4 don't-fragment bit (allowed on the fast path)."""
+    return pkt_ip[:6] + bytes([pkt_ip[6] | 0x40]) + pkt_ip[7:]
+
+
+@pytest.mark.parametrize("ip_pkt, cap_len", [
+    (ipv4(tcp(b"p" * 100)), None),
+    (_df(ipv4(tcp(b"p" * 1448, doff=8))), 96),            # snaplen cut, DF set, options
+    (ipv4(tcp(doff=15) + b"o" * 20), None),               # data offset 15, payload 0
+    (ipv4(tcp(b"i" * 30, doff=2)), None),                 # invalid data offset: 20 assumed
+    (ipv4(tcp(b"x" * 10), total_len=9000), None),         # total length beyond the capture: trusted
+    (ipv4(tcp(flags=0x10)) + b"\xff" * 6, None),          # 60-byte frame with padding
+    (ipv4(tcp(flags=0xC2, ns=True)), 54),                 # exactly the 54 bytes the fast path needs
+    (ipv4(tcp(b"m" * 60), more_fragments=True), None),    # first fragment: general path
+    (ipv4(tcp(b"h" * 60)[4:], frag_off8=1), None),        # later fragment: general path
+    (ipv4(tcp(b"t" * 20), total_len=39), None),           # datagram shorter than IP + TCP headers
+    (ipv4(tcp(b"z" * 8), options=b"\x01" * 4), None),      # IHL 6: general path
+], ids=["plain", "df-snaplen96", "doff15", "doff2", "total9000", "padding", "cap54", "first-frag",
+        "later-frag", "total39", "ihl6"])
+def test_fast_path_matches_the_general_path(ip_pkt, cap_len) -> None:
+    """An untagged Ethernet/IPv4/TCP packet (the kernel's fast path) decodes to the same fields as
+    the same packet behind an 802.1Q tag (always the general layer walk), VLAN fields aside."""
+    plain = decode_one(eth(ip_pkt), cap_len=cap_len)
+    tagged = decode_one(eth(ip_pkt, tags=((0x8100, 7),)), wire_len=len(ip_pkt) + 18,
+                        cap_len=None if cap_len is None else cap_len + 4)
+    assert (tagged.pop("vlan_id"), tagged.pop("vlan_depth")) == (7, 1)
+    assert (plain.pop("vlan_id"), plain.pop("vlan_depth")) == (-1, 0)
+    assert plain == tagged
+    assert plain["ip_version"] == 4 and plain["src_ip_lo"] == v4_lo(V4_A)

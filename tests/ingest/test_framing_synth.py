@@ -260,9 +260,9 @@ def test_no_interfaces_yet_and_empty_section(write) -> None:
 def test_compressed_input_reads_like_plain(write, codec) -> None:
     raw, want = two_section_pcapng()
     comp = gzip.compress(raw) if codec == "gzip" else zstandard.ZstdCompressor().compress(raw)
-    plain_chunk, plain_info = read_trace(write("p.pcapng", raw))
+    plain_chunk, plain_info = read_trace(write("p.pcapng", raw), sha256=True)
     p = write("c.bin", comp)
-    chunk, info = read_trace(p, block_size=64)
+    chunk, info = read_trace(p, block_size=64, sha256=True)
     assert info.compression == codec and plain_info.compression is None
     for name, col in plain_chunk.columns().items():
         np.testing.assert_array_equal(getattr(chunk, name), col, err_msg=name)
@@ -278,7 +278,7 @@ def test_cut_compressed_stream_keeps_the_packets_before(write, codec) -> None:
     raw = pcap_file([(1, 0, rng.bytes(1000), None) for _ in range(500)])
     comp = gzip.compress(raw) if codec == "gzip" else zstandard.ZstdCompressor().compress(raw)
     p = write("cut.bin", comp[: len(comp) // 2])
-    chunk, info = read_trace(p, block_size=4096)
+    chunk, info = read_trace(p, block_size=4096, sha256=True)
     assert 0 < len(chunk) < 500 and info.truncated
     assert len(info.warnings) == 1 and f"record {len(chunk) + 1} at byte offset" in info.warnings[0]
     assert info.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
@@ -291,9 +291,23 @@ def test_hash_covers_raw_bytes_the_framing_never_needed(write, codec) -> None:
     rng = np.random.default_rng(1)
     raw = pcap_file(PCAP_RECORDS[:3]) + struct.pack("<IIII", 1, 0, 300_000, 300_000) + rng.bytes(4 << 20)
     comp = gzip.compress(raw) if codec == "gzip" else zstandard.ZstdCompressor().compress(raw)
-    chunk, info = read_trace(write("h.bin", comp), block_size=4096)
+    chunk, info = read_trace(write("h.bin", comp), block_size=4096, sha256=True)
     assert len(chunk) == 3 and info.truncated
     assert info.sha256 == hashlib.sha256(comp).hexdigest()
+
+
+@pytest.mark.parametrize("codec", [None, "gzip"])
+def test_no_hash_unless_asked(write, codec) -> None:
+    """The SHA-256 is opt-in (provenance, not ingest): without sha256=True it is None, and the
+    packets are the same either way."""
+    raw, _ = two_section_pcapng()
+    p = write("n.bin", gzip.compress(raw) if codec else raw)
+    chunk, info = read_trace(p, block_size=64)
+    hashed_chunk, hashed = read_trace(p, block_size=64, sha256=True)
+    assert info.complete and info.sha256 is None and info.to_dict()["sha256"] is None
+    assert hashed.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+    for name, col in hashed_chunk.columns().items():
+        np.testing.assert_array_equal(getattr(chunk, name), col, err_msg=name)
 
 
 def test_compressed_garbage_is_not_a_capture(write) -> None:
@@ -348,7 +362,7 @@ def test_pcapng_damage_after_good_packets(write) -> None:
 def test_info_header_fields_at_open_and_json(write) -> None:
     raw, _ = two_section_pcapng()
     p = write("t.pcapng", raw)
-    with open_trace(p) as r:
+    with open_trace(p, sha256=True) as r:
         assert r.info.format == "pcapng" and r.info.byte_order == "little"
         assert r.info.linktypes == ["EN10MB(1)"] and not r.info.complete  # first section primed
         chunks = list(r)

@@ -30,7 +30,7 @@ INT64_MAX = np.iinfo(np.int64).max
 
 @functools.cache
 def _read(rel: str):
-    chunk, info = read_trace(shared_traces_dir() / rel)
+    chunk, info = read_trace(shared_traces_dir() / rel, sha256=True)
     return chunk, info
 
 
