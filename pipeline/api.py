@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from pipeline.errors import OptionError
 from pipeline.ingest import open_trace
 from pipeline.ingest.columns import PacketChunk
@@ -63,25 +61,6 @@ def _import_for_results() -> None:
         import pyarrow.parquet  # noqa: F401
     except Exception:  # noqa: S110 - the main thread's own import reports any problem
         pass
-
-
-def _summary_table(rows: list[dict[str, Any]]) -> Any:
-    """The summary rows as the Arrow table pandas would make of them (large_string, int64, double)."""
-    import pyarrow as pa
-
-    from pipeline.store.packets import arrow_array, arrow_strings
-
-    names = list(rows[0])
-    arrays = []
-    for name in names:
-        values = [r[name] for r in rows]
-        if all(isinstance(v, str) for v in values):
-            arrays.append(arrow_strings(values, large=True))
-        elif all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
-            arrays.append(arrow_array(np.array(values, np.int64), pa.int64()))
-        else:
-            arrays.append(arrow_array(np.array(values, np.float64), pa.float64()))
-    return pa.Table.from_arrays(arrays, names=names)
 
 
 def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: ReplayConfig, *,
@@ -147,8 +126,9 @@ def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: 
     if out is not None:
 
         from pipeline.store import write_table_atomic
+        from pipeline.store.packets import rows_table
 
         if writer is not None:
             writer.close(lambda arch: metadata, commit=True)
-        write_table_atomic(_summary_table(result.summary_rows), out / SUMMARY_FILE, metadata)
+        write_table_atomic(rows_table(result.summary_rows), out / SUMMARY_FILE, metadata)
     return result

@@ -48,6 +48,7 @@ Interface::
     comparison_rows(summary_rows) -> list[dict]  # the compact per-arch table the CLI prints (no pandas)
     comparison_table(summary) -> DataFrame   # the same rows, from the summary DataFrame
     prepare_chunk(chunk, mapping, segments, mtu) -> (HostPackets, n_left_out)
+    resolve_models(config) -> (ParamSet, architectures, compiled architectures)   # no kernel runs
 
 Related (pipeline.models): registry.list_architectures(), get_architecture(name), load_arch_file(path),
 resolve_architectures(names, arch_files) (what run_replay uses: user files first, nothing registered),
@@ -495,11 +496,19 @@ def run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: 
                            given_mapping=mapping)
 
 
-def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, pool: ThreadPoolExecutor,
-                n_threads: int, given_mapping: Mapping | None = None) -> ReplayResult:
+def resolve_models(config: ReplayConfig) -> tuple[ParamSet, list[Any], list[CompiledArch]]:
+    """The parameter set, architectures and compiled architectures ``config`` names (no kernel runs):
+    what a replay uses, and how ``pipeline batch`` checks a configuration before fanning out.
+    Raises PipelineError (exit 2) for an unknown architecture or parameter, or a bad TOML file."""
+    config.validate()
     params = load_params(config.params, config.param_overrides)
     archs = resolve_architectures(config.archs, config.arch_files)
-    compiled = [compile_architecture(a, params) for a in archs]
+    return params, archs, [compile_architecture(a, params) for a in archs]
+
+
+def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, pool: ThreadPoolExecutor,
+                n_threads: int, given_mapping: Mapping | None = None) -> ReplayResult:
+    params, archs, compiled = resolve_models(config)
     warnings: list[str] = []
     source = _Source(trace, config.chunk_packets)
     if isinstance(trace, Iterator):

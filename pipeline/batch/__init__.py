@@ -20,10 +20,21 @@ and :mod:`pipeline.batch.guests` (``--as-guests``).
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import Any
 
-from pipeline.batch.discover import CaptureFile, discover_captures
-from pipeline.batch.runner import BatchProgress, BatchResult, default_jobs, run_batch
+# Imported on first use (PEP 562), so `pipeline batch` can start its fork server
+# (pipeline.batch.forkserver) before the replay engine's heavy imports.
+_LAZY = {"CaptureFile": "pipeline.batch.discover", "discover_captures": "pipeline.batch.discover",
+         "BatchProgress": "pipeline.batch.runner", "BatchResult": "pipeline.batch.runner",
+         "default_jobs": "pipeline.batch.runner", "run_batch": "pipeline.batch.runner"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pipeline.batch' has no attribute {name!r}")
 
 
 def read_dataset(dataset: str | os.PathLike, table: str = "summary"):

@@ -17,20 +17,17 @@ Protocol (what makes kill -9 at any moment followed by a re-run equal to an unin
    entry, and the manifest is rewritten atomically (at most every 0.5 s and at the end). A trace committed but not yet in the manifest is removed and redone by step 1 of the
    next run, so rows are never duplicated or mixed.
 
-Workers: a local process pool (forked from a fork server with the imports preloaded; the numba cache
-is warmed in this process first, so workers only load compiled kernels) or a Dask distributed cluster (``scheduler``); either way the
-unit of work is :func:`pipeline.batch.task.run_task`.
+Workers: a local process pool (forked from a fork server that has imported and warmed up every kernel
+once, :mod:`pipeline.batch.worker_preload`, so workers start ready) or a Dask distributed cluster
+(``scheduler``); either way the unit of work is :func:`pipeline.batch.task.run_task`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import multiprocessing
 import os
 import shutil
-import struct
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.batch.discover import CaptureFile, discover_captures, make_trace_id
+from pipeline.batch.forkserver import start_forkserver, stop_forkserver
 from pipeline.batch.manifest import (
     COMPLETE,
     LOCK_FILE,
@@ -53,8 +51,8 @@ from pipeline.batch.manifest import (
     save_manifest,
 )
 from pipeline.batch.task import run_task, worker_init
-from pipeline.errors import OptionError, PipelineError
-from pipeline.replay import ReplayConfig
+from pipeline.errors import OptionError
+from pipeline.replay import ReplayConfig, resolve_models
 from pipeline.store.layout import PART_FILE, TABLES
 
 STAGING = ".staging"
@@ -239,66 +237,15 @@ def _commit(dataset: Path, rec: dict[str, Any]) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-# ----------------------------------------------------------------------------------------- numba
-
-def _tiny_pcap(path: Path, n: int = 96) -> None:
-    """A small Ethernet/IPv4/TCP capture, both directions between 10.0.0.1 and 10.0.0.2."""
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for i in range(n):
-        tx = i % 3 == 0
-        src, dst = (b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02") if tx else (b"\x0a\x00\x00\x02", b"\x0a\x00\x00\x01")
-        payload = 0 if tx else 1448
-        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 40 + payload, i, 0, 64, 6, 0, src, dst)
-        tcp = struct.pack(">HHIIBBHHH", 5201 if not tx else 40000 + i % 4, 40000 + i % 4 if not tx else 5201,
-                          i, 0, 0x50, 0x10, 65535, 0, 0)
-        eth = (b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01") if tx else \
-              (b"\x02\x00\x00\x00\x00\x01" + b"\x02\x00\x00\x00\x00\x02")
-        frame = eth + b"\x08\x00" + ip + tcp
-        out.append(struct.pack("<IIII", 1, 20 * i, len(frame), len(frame) + payload) + frame)
-    path.write_bytes(b"".join(out))
-
-
-def warm_numba(config: ReplayConfig) -> None:
-    """Compile (or load from numba's cache) every kernel ``config`` needs, in this process.
-
-    Replays a tiny synthetic capture with the same architectures, parameters and placement, with
-    two guests and the saturation search. Configuration errors (unknown arch, bad parameter file)
-    surface here as :class:`~pipeline.errors.PipelineError`, before any work is fanned out.
-    """
-    from pipeline.replay import run_replay
-
-    cfg = ReplayConfig(**{**config.to_dict(), "hosts": ["10.0.0.1"], "guests": [], "n_guests": 2})
-    with tempfile.TemporaryDirectory(prefix="pipeline-warm-") as d:
-        p = Path(d) / "warm.pcap"
-        _tiny_pcap(p)
-        run_replay(p, cfg, packet_sink=lambda arch, cols: None)
-
-
 # ------------------------------------------------------------------------------------- executors
 
-#: Modules the fork server imports once, so every worker forked from it starts with them imported.
-_PRELOAD = ["pipeline.batch.task", "pipeline.replay", "pipeline.store.packets", "pipeline.ingest", "pyarrow.parquet",
-            "pandas"]
-
-
-def _forkserver() -> multiprocessing.context.BaseContext:
-    """The fork server context, its server started now (it imports ``_PRELOAD`` in the background
-    while this process warms the numba cache)."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-    return ctx
-
-
 def _cpu_set(jobs: int) -> list[int] | None:
-    """The CPUs local workers may use: the first ``jobs`` of this process's, or None for all."""
+    """The CPUs local workers run on: the first ``jobs`` of this process's (worker k on the k-th, cycling)."""
     try:
         allowed = sorted(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return None
-    return allowed[:jobs] if jobs < len(allowed) else None
+    return allowed[:jobs]
 
 
 def _local_pool(jobs: int, cpus: list[int] | None) -> cf.ProcessPoolExecutor:
@@ -306,7 +253,7 @@ def _local_pool(jobs: int, cpus: list[int] | None) -> cf.ProcessPoolExecutor:
     process's threads, OpenMP state or descriptors such as the dataset lock), with the heavy
     imports preloaded. Not plain fork: forking a process that has run numba/OpenMP or started
     threads is unsafe."""
-    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=_forkserver(), initializer=worker_init,
+    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=start_forkserver(), initializer=worker_init,
                                   initargs=(os.getpid(), cpus))
 
 
@@ -346,17 +293,6 @@ def _run_local(tasks: list[dict[str, Any]], jobs: int, on_record: Callable) -> N
             raise
         pool.shutdown(wait=True)
         pending = retry
-
-
-def _stop_forkserver() -> None:
-    """Stop the fork server and reap it, so its workers' CPU time counts as this process's children's
-    (``time``, ``wait4``) and nothing outlives the batch. The next local batch starts a new one."""
-    from multiprocessing import forkserver
-
-    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
-    if stop is not None:
-        with contextlib.suppress(Exception):
-            stop()
 
 
 def _run_dask(tasks: list[dict[str, Any]], address: str, on_record: Callable) -> None:
@@ -425,13 +361,13 @@ def run_batch(inputs: list[str | os.PathLike], dataset: str | os.PathLike, confi
     chash = config_hash(cfg_doc)
 
     if not scheduler:
-        _forkserver()  # its imports run while this process locks, discovers, plans and warms numba
+        start_forkserver()  # it imports and warms up while this process locks, discovers and plans
     try:
         return _locked_batch(inputs, ds, config, glob, n_jobs, scheduler, as_guests, write_packets, progress,
                              cfg_doc, chash, started, t_start)
     finally:
         if not scheduler:
-            _stop_forkserver()
+            stop_forkserver()
 
 
 def _locked_batch(inputs, ds: Path, config: ReplayConfig, glob, n_jobs: int, scheduler, as_guests: bool,
@@ -447,20 +383,14 @@ def _locked_batch(inputs, ds: Path, config: ReplayConfig, glob, n_jobs: int, sch
                               + (f" matching --glob {glob!r}" if glob else ""))
         units = _units(captures, as_guests)
         todo, up_to_date = _plan(ds, units, manifest, chash, threads=min(4, n_jobs))
-        warm_problem = None
         if todo:
-            try:
-                warm_numba(config)  # also validates the configuration (exit 2 before any work)
-            except PipelineError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a bug: let each trace fail with its own record
-                warm_problem = " ".join(f"{type(e).__name__}: {e}".split())
+            resolve_models(config)  # a bad configuration exits 2 before any work is fanned out
         run_no = (manifest["runs"][-1]["run"] + 1) if manifest["runs"] else 1
         run_rec = {"run": run_no, "started": started, "finished": None, "inputs": [str(i) for i in inputs],
                    "glob": glob, "jobs": None if scheduler else n_jobs, "scheduler": scheduler,
                    "as_guests": as_guests, "config_hash": chash,
                    "config_changed": manifest.get("config_hash") not in (None, chash),
-                   "traces": len(units), "not_captures": not_captures, "warm_up_error": warm_problem}
+                   "traces": len(units), "not_captures": not_captures}
         manifest["runs"].append(run_rec)
         manifest["config"], manifest["config_hash"] = cfg_doc, chash
         manifest["layout"] = {"summary": "summary/arch=<arch>/trace=<trace id>/part-0.parquet",

@@ -32,8 +32,10 @@ from pipeline.store.layout import PART_FILE, partition_dir
 
 def worker_init(coordinator_pid: int | None = None, cpus: list[int] | None = None) -> None:
     """Initialise a local worker process: exit as soon as the coordinator dies; Ctrl-C is its to handle;
-    run on ``cpus`` only (``--jobs N`` below the machine's CPU count: the workers share N CPUs, so
-    ``--jobs 1`` really uses one CPU, background threads included).
+    run on one CPU of ``cpus``, worker k on ``cpus[k % len(cpus)]`` (``--jobs N``: N workers on N
+    CPUs, each with its own, background threads included: ``--jobs 1`` really uses one CPU, and two
+    workers do not slow each other down by sharing both; measured ~4 % faster per trace than
+    letting them float).
 
     Workers are forked from a fork server, not from the coordinator, and hold both ends of the
     pool's pipes, so they would never notice a ``kill -9`` of the coordinator by themselves: a
@@ -60,8 +62,12 @@ def worker_init(coordinator_pid: int | None = None, cpus: list[int] | None = Non
         os._exit(1)
 
     if cpus:
+        import multiprocessing
+
+        # the pool numbers its workers 1, 2, ... (replacements after a crash continue the count)
+        ident = multiprocessing.current_process()._identity
         try:
-            os.sched_setaffinity(0, cpus)
+            os.sched_setaffinity(0, [cpus[(ident[-1] - 1) % len(cpus)]] if ident else cpus)
         except (OSError, AttributeError):
             pass
     if coordinator_pid is not None:
@@ -109,11 +115,10 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 def _replay_task(task: dict[str, Any], rec: dict[str, Any]) -> None:
     import uuid
 
-    import pyarrow as pa
-
     from pipeline.batch.manifest import combined_sha256
     from pipeline.replay import ReplayConfig, run_replay
     from pipeline.store import write_table_atomic
+    from pipeline.store.packets import rows_table
 
     cfg = ReplayConfig(**task["config"])
     cfg.threads = task.get("threads") or cfg.threads
@@ -164,9 +169,10 @@ def _replay_task(task: dict[str, Any], rec: dict[str, Any]) -> None:
         rec["sha256"] = inputs[0]["sha256"]
         rec["packets"] = int(result.trace.get("packets") or 0)
     rec["host_packets"] = int(result.trace.get("host_packets") or 0)
-    s = result.summary
-    first = s[(s.arch == s.arch.iloc[0]) & (s.guest == "all") & (s.direction == "all")]
-    rec["wire_bytes"] = int(first.wire_bytes.iloc[0]) if len(first) else 0
+    rows = result.summary_rows  # dicts, not the DataFrame: a worker need not import pandas
+    archs = list(dict.fromkeys(r["arch"] for r in rows))
+    first = [r for r in rows if r["arch"] == archs[0] and r["guest"] == "all" and r["direction"] == "all"]
+    rec["wire_bytes"] = int(first[0]["wire_bytes"]) if first else 0
     rec["warnings"] = warnings
     rec["mapping"] = result.mapping.get("explanation")
     run_id = uuid.uuid4().hex
@@ -181,10 +187,9 @@ def _replay_task(task: dict[str, Any], rec: dict[str, Any]) -> None:
 
     parts = ([partition_dir("packets", arch, trace_id) for arch in writer.close(metadata_for, commit=True)]
              if writer is not None else [])
-    for arch in dict.fromkeys(s.arch):
-        rows = s[s.arch == arch].drop(columns=["arch"]).reset_index(drop=True)
+    for arch in archs:
         rel = partition_dir("summary", arch, trace_id)
-        write_table_atomic(pa.Table.from_pandas(rows, preserve_index=False), root / rel / PART_FILE,
-                           metadata_for(arch))
+        table = rows_table([{k: v for k, v in r.items() if k != "arch"} for r in rows if r["arch"] == arch])
+        write_table_atomic(table, root / rel / PART_FILE, metadata_for(arch))
         parts.append(rel)
     rec["partitions"] = sorted(parts)

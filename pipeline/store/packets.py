@@ -243,3 +243,21 @@ def arrow_strings(strings: list[str], large: bool = False) -> Any:
     offsets[1:] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
     typ = pa.large_string() if large else pa.string()
     return pa.Array.from_buffers(typ, len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def rows_table(rows: list[dict[str, Any]]) -> Any:
+    """Summary rows (dicts with the same keys) as the Arrow table pandas would make of them
+    (large_string, int64, double columns), without importing pandas."""
+    import pyarrow as pa
+
+    names = list(rows[0])
+    arrays = []
+    for name in names:
+        values = [r[name] for r in rows]
+        if all(isinstance(v, str) for v in values):
+            arrays.append(arrow_strings(values, large=True))
+        elif all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+            arrays.append(arrow_array(np.array(values, np.int64), pa.int64()))
+        else:
+            arrays.append(arrow_array(np.array(values, np.float64), pa.float64()))
+    return pa.Table.from_arrays(arrays, names=names)

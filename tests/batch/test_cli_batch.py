@@ -28,6 +28,10 @@ KILL_INPUTS = [
     ("shared", "mixed/ppp_example.pcap"),
     ("shared", "bulk_tcp/suricata_mime_stream_depth.pcap"),
 ]
+# the two bundled captures again under other names (other trace ids): a --jobs 1 run long enough
+# (~2 s) to be killed "after 1.0 s" with work still to do
+KILL_COPIES = [(f"copy{i}_{name}", rel) for i in range(3) for name, rel in
+               [("mtu1500.pcap", "iperf3_mtu1500_snap96.pcap"), ("mtu552.pcap", "iperf3_mtu552_snap96.pcap")]]
 FAST = ["--arch", "linux", "--arch", "dbnet", "--no-saturation"]
 
 
@@ -122,6 +126,8 @@ def kill_dir(tmp_path_factory, bundled_traces, shared_traces) -> Path:
     d = tmp_path_factory.mktemp("kill") / "in"
     for where, rel in KILL_INPUTS:
         link((bundled_traces if where == "bundled" else shared_traces) / rel, d / Path(rel).name)
+    for name, rel in KILL_COPIES:
+        link(bundled_traces / rel, d / name)
     return d
 
 
@@ -161,7 +167,7 @@ def test_kill_9_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path, k
     assert not any(_alive(p) for p in family)
     if (ds / "manifest.json").exists():
         m = json.loads((ds / "manifest.json").read_text())
-        assert sum(t["status"] == "ok" for t in m["traces"].values()) < len(KILL_INPUTS)  # really interrupted
+        assert sum(t["status"] == "ok" for t in m["traces"].values()) < len(KILL_INPUTS) + len(KILL_COPIES)  # interrupted
 
     p = run(str(kill_dir), "--out", str(ds), "--jobs", "2", "--quiet")
     assert p.returncode == 0, p.stderr
