@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,8 @@ def _import_for_results() -> None:
 
 
 def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: ReplayConfig, *,
-           write_packets: bool = True, progress: Callable[[str, int], None] | None = None) -> ReplayResult:
+           write_packets: bool = True, progress: Callable[[str, int], None] | None = None,
+           trace_sha256: Future | None = None) -> ReplayResult:
     """Replay one capture through the configured architectures and write the results.
 
     Writes ``out_dir/summary.parquet`` (one row per arch x guest x direction) and, unless
@@ -73,7 +75,9 @@ def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: 
     provenance, the direction/guest mapping, the trace's summary and SHA-256, warnings, the tool
     version and a ``run_id`` shared by the files of one run. Files appear only complete (atomic
     rename); an interrupted run leaves the previous results, if any, untouched.
-    With ``out_dir=None`` nothing is written (the result is returned only).
+    With ``out_dir=None`` nothing is written (the result is returned only). ``trace_sha256``: a
+    Future of the file's SHA-256 already being computed (:func:`pipeline.ingest.source.
+    sha256_in_background`), instead of hashing while reading.
     """
     import threading
     import uuid
@@ -103,8 +107,8 @@ def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: 
         threading.Thread(target=_import_for_results, name="import-results", daemon=True).start()
     ok = False
     try:
-        result = run_replay(trace, config, packet_sink=writer,
-                            progress=progress, on_mapping=on_mapping)
+        result = run_replay(trace, config, packet_sink=writer, progress=progress, on_mapping=on_mapping,
+                            trace_sha256=trace_sha256)
         ok = True
     finally:
         if writer is not None and not ok:

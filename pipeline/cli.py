@@ -25,6 +25,8 @@ from pipeline.errors import OptionError, PipelineError
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from pipeline.replay import ReplayConfig, ReplayResult
 
 try:  # typer >= 0.20 vendors click as typer._click; older ones use click itself
@@ -254,6 +256,11 @@ def replay(
     """Replay a capture through per-packet CPU cost models of each architecture."""
     import gc
 
+    from pipeline.ingest.source import sha256_in_background
+
+    # the trace's SHA-256 (provenance), hashed on the idle core while this process imports
+    digest = sha256_in_background(trace) if trace.is_file() else None
+
     # little cyclic garbage is made here, but the imports' allocations trigger collections (~0.05 s,
     # and a full one of everything imported if enabled again before printing): off for the command
     gc_enabled = gc.isenabled()
@@ -261,19 +268,20 @@ def replay(
     try:
         _replay_command(trace, out_dir, replay_config(arch, arch_file, param_set, params, host, guest, guests,
                                                       segments, mtu, link_bps, placement, ring_size,
-                                                      no_saturation), no_packets, as_json)
+                                                      no_saturation), no_packets, as_json, digest)
     finally:
         if gc_enabled:
             gc.enable()
 
 
-def _replay_command(trace: Path, out_dir: Path, cfg: ReplayConfig, no_packets: bool, as_json: bool) -> None:
+def _replay_command(trace: Path, out_dir: Path, cfg: ReplayConfig, no_packets: bool, as_json: bool,
+                    digest: Future | None = None) -> None:
     from pipeline.api import replay as api_replay
 
     if not trace.exists():
         raise OptionError(f"{trace}: no such file")
     try:
-        result = api_replay(trace, out_dir, cfg, write_packets=not no_packets)
+        result = api_replay(trace, out_dir, cfg, write_packets=not no_packets, trace_sha256=digest)
     except OptionError as e:  # say which file, as for unreadable input
         if str(trace) in str(e) or str(e).startswith("--"):  # names its file/option already
             raise

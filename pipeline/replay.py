@@ -20,15 +20,17 @@ Interface::
         saturation: bool = True
         saturation_tol: float = 0.02             # relative width of the final saturation bracket
         cache_packets: int = 4_000_000           # keep prepared packets in memory up to this many
-        threads: int | None = None               # kernel threads (None: min(2, CPUs)); results do not depend on it
+        threads: int | None = None               # kernel threads (None: min(2, CPUs), one fewer with a packet_sink); results do not depend on it
 
     run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: ReplayConfig, *,
                packet_sink: Callable[[str, dict[str, np.ndarray]], None] | None = None,
                progress: Callable[[str, int], None] | None = None,
                on_mapping: Callable[[Mapping], None] | None = None,
-               mapping: Mapping | None = None) -> ReplayResult
+               mapping: Mapping | None = None, trace_sha256: Future | None = None) -> ReplayResult
     # on_mapping(mapping) is called once, when the host/guest mapping is resolved (before any sink
     # call): mapping.guest_names, mapping.explanation, mapping.to_dict()
+    # trace_sha256: a Future of the trace file's SHA-256 computed elsewhere (ingest.source.
+    # sha256_in_background, which the CLI starts before its imports): the reader then does not hash
     # mapping: a pre-resolved mapping (anything with classify(chunk), n_guests, guest_names,
     # explanation, to_dict()) used instead of config.hosts/guests/n_guests, e.g. several traces as
     # guests (pipeline.batch.guests). An iterator of chunks is read into a list (re-read by the
@@ -56,7 +58,8 @@ Architecture.describe_rows() (``pipeline archs``), registry.param_rows(params, a
 params.load_params(name_or_path, overrides) (``pipeline params``), fit.validation_rows() (held-out
 published results for the validation report).
 
-Per-arch work runs on ``threads`` threads (numba kernels release the GIL); the result is the same for
+Per-arch work runs on ``threads`` threads (numba kernels release the GIL; in the main pass one fewer
+with a per-packet sink and the default threads: the writer gets a core); the result is the same for
 any thread count and any chunk size. The main pass is pipelined: the next chunk is read and decoded
 on a background thread while the current one is in the kernels, and the sink receives chunk i-1
 while the kernels run chunk i (two output buffer sets per arch). With the packets cached in memory,
@@ -102,14 +105,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.errors import OptionError
+from pipeline.errors import OptionError, TraceError
 from pipeline.ingest.columns import PacketChunk
 from pipeline.kernels.host_packets import compact_host_packets
 from pipeline.kernels.replay_kernel import (
@@ -285,9 +288,10 @@ def _prepare_chunk_numpy(chunk: PacketChunk, mapping: Mapping, segments: str, mt
 class _Source:
     """Re-iterable source of PacketChunks: a path (re-read per pass) or chunks in memory."""
 
-    def __init__(self, trace: Any, chunk_packets: int) -> None:
+    def __init__(self, trace: Any, chunk_packets: int, sha256: Future | None = None) -> None:
         self.trace = trace
         self.chunk_packets = chunk_packets
+        self.sha256 = sha256  # the file's hash, computed elsewhere: the reader then does not hash
         self.info: dict[str, Any] = {}
         self.warnings: list[str] = []
 
@@ -300,11 +304,16 @@ class _Source:
         if isinstance(t, str | Path):
             from pipeline.ingest import open_trace
 
-            with open_trace(t, chunk_packets=self.chunk_packets, sha256=True) as reader:
+            with open_trace(t, chunk_packets=self.chunk_packets, sha256=self.sha256 is None) as reader:
                 for ch in reader:
                     yield ch
                 self.info = reader.info.to_dict()
                 self.warnings = list(reader.info.warnings)
+            if self.sha256 is not None:
+                try:
+                    self.info["sha256"] = self.sha256.result()
+                except OSError as e:
+                    raise TraceError(t, f"cannot be read to hash it ({e.strerror or e})") from None
             return
         n = 0
         for ch in t:
@@ -394,12 +403,24 @@ def _host_setup(params: ParamSet, config: ReplayConfig, n_guests: int) -> _Host:
                  ctx_cpu=np.array(cpus, np.int64))
 
 
-def _timed_detail_run(job: tuple) -> tuple[dict[str, np.ndarray] | None, float]:
-    arch, host, st, hp, t0, link_bps, n_guests, out = job
-    # the thread's CPU time, not wall time: the kernel's own cost, whatever else runs meanwhile
-    t_start = time.thread_time()
-    cols = _run(arch, host, st, hp, t0, link_bps, n_guests, detail=True, out=out)
-    return cols, time.thread_time() - t_start
+def _timed_detail_runs(jobs: list[tuple]) -> list[tuple[dict[str, np.ndarray] | None, float]]:
+    """The own-timing runs of one chunk for some architectures, one after the other: (per-packet
+    columns, CPU seconds) each."""
+    done = []
+    for arch, host, st, hp, t0, link_bps, n_guests, out in jobs:
+        # the thread's CPU time, not wall time: the kernel's own cost, whatever else runs meanwhile
+        t_start = time.thread_time()
+        cols = _run(arch, host, st, hp, t0, link_bps, n_guests, detail=True, out=out)
+        done.append((cols, time.thread_time() - t_start))
+    return done
+
+
+def _results_by_arch(futures: list, arch_groups: list[list[int]]) -> list:
+    """The results of one chunk's kernel jobs (one future per group of architectures), in arch order."""
+    by_arch = {}
+    for f, group in zip(futures, arch_groups, strict=True):
+        by_arch.update(zip(group, f.result(), strict=True))
+    return [by_arch[ai] for ai in range(len(by_arch))]
 
 
 class _OutBuffers:
@@ -485,15 +506,13 @@ def run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: 
                packet_sink: Callable[[str, dict[str, np.ndarray]], None] | None = None,
                progress: Callable[[str, int], None] | None = None,
                on_mapping: Callable[[Mapping], None] | None = None,
-               mapping: Mapping | None = None) -> ReplayResult:
+               mapping: Mapping | None = None, trace_sha256: Future | None = None) -> ReplayResult:
     """Replay ``trace`` through every architecture of ``config`` (see the module docstring)."""
     config.validate()
     n_threads = config.threads or min(2, os.cpu_count() or 1)
-    # threads=None: one worker per arch, so a chunk's arch kernels run at once, time-sliced
-    workers = n_threads if config.threads else max(n_threads, len(config.archs))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
         return _run_replay(trace, config, packet_sink, progress, on_mapping, pool, n_threads,
-                           given_mapping=mapping)
+                           given_mapping=mapping, trace_sha256=trace_sha256)
 
 
 def resolve_models(config: ReplayConfig) -> tuple[ParamSet, list[Any], list[CompiledArch]]:
@@ -507,10 +526,11 @@ def resolve_models(config: ReplayConfig) -> tuple[ParamSet, list[Any], list[Comp
 
 
 def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, pool: ThreadPoolExecutor,
-                n_threads: int, given_mapping: Mapping | None = None) -> ReplayResult:
+                n_threads: int, given_mapping: Mapping | None = None,
+                trace_sha256: Future | None = None) -> ReplayResult:
     params, archs, compiled = resolve_models(config)
     warnings: list[str] = []
-    source = _Source(trace, config.chunk_packets)
+    source = _Source(trace, config.chunk_packets, trace_sha256)
     if isinstance(trace, Iterator):
         trace = list(trace)  # re-iterable for the saturation passes
         source.trace = trace
@@ -531,6 +551,12 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
     wire_dir = np.zeros(2)
     n_guests = 1
     pending: tuple[int, list] | None = None  # (packets read, futures) of the chunk in the kernels
+    # the main pass's kernel jobs per chunk (architectures split among them); with a per-packet sink
+    # and the default threads, one fewer than the threads: the sink (the Parquet writer thread, ~0.45 s
+    # of CPU for 4 x 2M rows) is the pass's longest stage and gets a core of its own rather than
+    # time-slicing with the kernels (2M packets, 4 archs, 2 CPUs: `pipeline replay` 1.33 -> 1.22 s)
+    n_jobs = n_threads if config.threads or packet_sink is None else max(1, n_threads - 1)
+    arch_groups = [list(range(len(compiled)))[j::n_jobs] for j in range(min(n_jobs, len(compiled)))]
     parity = 0
 
     def deliver(packets_read: int, done: list) -> None:
@@ -574,17 +600,18 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
                 cache = None
         # chunk i's kernels start as soon as chunk i-1's are done (each arch's state is sequential);
         # chunk i-1's outputs go to the sink meanwhile, and the next chunk is read ahead (_prefetched)
-        done = [f.result() for f in pending[1]] if pending is not None else None
+        done = _results_by_arch(pending[1], arch_groups) if pending is not None else None
         pending_done = pending
-        pending = (total_packets, [pool.submit(_timed_detail_run, (compiled[ai], host, states[ai], hp, t0,
-                                                                   config.link_bps, n_guests, outs[ai][parity]))
-                                   for ai in range(len(compiled))])
+        pending = (total_packets, [pool.submit(_timed_detail_runs,
+                                               [(compiled[ai], host, states[ai], hp, t0, config.link_bps,
+                                                 n_guests, outs[ai][parity]) for ai in group])
+                                   for group in arch_groups])
         parity ^= 1
         kernel_packets += len(hp)
         if done is not None:
             deliver(pending_done[0], done)
     if pending is not None:
-        deliver(pending[0], [f.result() for f in pending[1]])
+        deliver(pending[0], _results_by_arch(pending[1], arch_groups))
     warnings += source.warnings
     if mapping is None:
         raise OptionError("the trace has no packets to replay")

@@ -34,6 +34,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.errors import OptionError, ResultsError
+from pipeline.ingest.source import file_sha256
 from pipeline.store import SCHEMA_VERSION, atomic_output
 from pipeline.store.layout import MANIFEST_FILE
 
@@ -45,12 +46,6 @@ _KEEP_RUNS = 20
 
 #: ReplayConfig fields that change speed or memory but never results (left out of the hash).
 PERFORMANCE_ONLY = ("threads", "chunk_packets", "cache_packets")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes, streamed (hashlib releases the GIL: fine in threads)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def combined_sha256(hashes: list[str]) -> str:

@@ -44,7 +44,6 @@ from pipeline.batch.manifest import (
     MANIFEST_FILE,
     DatasetLock,
     config_hash,
-    file_sha256,
     load_manifest,
     new_manifest,
     resolved_config,
@@ -52,6 +51,7 @@ from pipeline.batch.manifest import (
 )
 from pipeline.batch.task import run_task, worker_init
 from pipeline.errors import OptionError
+from pipeline.ingest.source import file_sha256
 from pipeline.replay import ReplayConfig, resolve_models
 from pipeline.store.layout import PART_FILE, TABLES
 

@@ -42,6 +42,8 @@ detailed factor.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -56,6 +58,8 @@ ROW_WIDTH = ROW_CYCLES + N_COMPONENTS
 #: latency histogram: LAT_SUB bins per octave of (latency_ns + 1), LAT_BINS bins
 LAT_SUB = 8
 LAT_BINS = LAT_SUB * 64
+#: mantissa thresholds 2 ** (q / LAT_SUB), q = 1 .. LAT_SUB - 1, of the latency bins within an octave
+LAT_EDGES = 2.0 ** (np.arange(1, LAT_SUB) / LAT_SUB)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -344,7 +348,15 @@ def replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remo
                 lat = completion - rel_ts
                 if lat < 0.0:
                     lat = 0.0
-                b = np.int64(np.log2(lat + 1.0) * LAT_SUB)
+                # bin = floor(log2(lat + 1) * LAT_SUB), from the binary exponent and LAT_SUB - 1
+                # comparisons of the mantissa (np.log2's bins but for rounding within an ulp of an edge;
+                # ~3 ns per packet cheaper)
+                mant, expo = math.frexp(lat + 1.0)
+                mant *= 2.0
+                b = (expo - 1) * LAT_SUB
+                for q in range(LAT_SUB - 1):
+                    if mant >= LAT_EDGES[q]:
+                        b += 1
                 if b >= LAT_BINS:
                     b = LAT_BINS - 1
                 lat_hist[g, d, b] += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,15 +43,19 @@ def provenance(extra: dict[str, Any]) -> dict[bytes, bytes]:
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it to ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it to ``path`` only if the block succeeds.
+
+    The temporary file is not created here (a random name, created by the block's writer): a file
+    created empty and then opened again with O_TRUNC (what mkstemp plus a writer does) is flushed
+    to disk by ext4 when it is closed (auto_da_alloc), which cost 27 ms on the 76 MB packets.parquet
+    of a 2M-packet replay; a file created by its writer is not.
+    """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:16]}.tmp"
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
+        os.chmod(tmp, 0o666 & ~_umask())  # results are ordinary files, whatever the writer's mode
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
