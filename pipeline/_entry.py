@@ -16,9 +16,10 @@ import sys
 
 
 def main() -> None:
-    from pipeline.batch.forkserver import prestart
+    if sys.argv[1:2] == ["batch"]:  # (importing multiprocessing costs other commands ~0.01 s)
+        from pipeline.batch.forkserver import prestart
 
-    prestart(sys.argv[1:])
+        prestart(sys.argv[1:])
     gc.disable()
     from pipeline.cli import main as cli_main
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import OptionError
 from pipeline.ingest import open_trace
 from pipeline.ingest.columns import PacketChunk
-from pipeline.ingest.stats import TraceStats
 
 if TYPE_CHECKING:  # pandas-heavy: imported lazily so `pipeline inspect` starts fast
     from pipeline.replay import ReplayConfig, ReplayResult
@@ -35,6 +34,8 @@ def inspect_trace(path: str | os.PathLike, *, top: int = 10, progress: ProgressF
     ``on_chunk`` sees every chunk of packets too, so a caller that needs more than the summary (the
     report numbers flows) reads the capture once.
     """
+    from pipeline.ingest.stats import TraceStats
+
     stats = TraceStats()
     with open_trace(path, chunk_packets=chunk_packets, progress=progress, sha256=True) as reader:
         for chunk in reader:

@@ -1,13 +1,7 @@
 """Results storage: Parquet files written atomically, with provenance in the schema metadata."""
 
-from pipeline.store.parquet import (
-    METADATA_KEY,
-    SCHEMA_VERSION,
-    AtomicParquetWriter,
-    atomic_output,
-    read_metadata,
-    write_table_atomic,
-)
+import importlib
+from typing import Any
 
 __all__ = [
     "METADATA_KEY",
@@ -17,3 +11,11 @@ __all__ = [
     "read_metadata",
     "write_table_atomic",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use (PEP 562): pipeline.store.layout and .packets stay free of pyarrow
+    # (~0.03 s), which `pipeline replay` imports on a background thread while its kernels run
+    if name in __all__:
+        return getattr(importlib.import_module("pipeline.store.parquet"), name)
+    raise AttributeError(f"module 'pipeline.store' has no attribute {name!r}")

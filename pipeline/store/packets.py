@@ -25,12 +25,14 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.models.components import COMPONENTS, DIRECTIONS
-from pipeline.store.parquet import AtomicParquetWriter
+
+if TYPE_CHECKING:
+    from pipeline.store.parquet import AtomicParquetWriter
 
 #: ParquetWriter options (module docstring); ``use_dictionary`` loses ``arch`` when there is no such column.
 WRITER_OPTIONS: dict[str, Any] = {
@@ -145,6 +147,8 @@ class PacketResultsWriter:
             path = self.paths[arch] = Path(self.path_for(arch))
         w = self.writers.get(path)
         if w is None:
+            from pipeline.store.parquet import AtomicParquetWriter  # pyarrow: imported on this thread
+
             w = self.writers[path] = AtomicParquetWriter(path, self.schema, compression=self._compression,
                                                           **self._options)
         return w

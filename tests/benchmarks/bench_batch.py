@@ -37,6 +37,7 @@ from _common import (
     pipeline_argv,
     print_table,
     run_child,
+    warm_bytecode,
     warm_page_cache,
 )
 from synth import bench_dir, cached_trace
@@ -72,6 +73,7 @@ def main() -> int:
     print(f"traces: {len(traces)} x {a.packets:,} packets in {tdir} (ready in {time.perf_counter() - t0:.1f} s)")
     for t in traces:
         warm_page_cache(t)
+    warm_bytecode()
     work = bench_dir() / "batch_runs"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()

@@ -38,6 +38,7 @@ from _common import (
     pipeline_argv,
     print_table,
     run_child,
+    warm_bytecode,
     warm_page_cache,
 )
 from synth import cached_trace, truth_path
@@ -110,6 +111,7 @@ def main() -> int:
     print(f"trace: {path} ({path.stat().st_size / 1e6:.1f} MB, {a.packets:,} packets; "
           f"ready in {time.perf_counter() - t0:.1f} s)")
     warm_page_cache(path)
+    warm_bytecode()
     n = a.packets
     res: dict = {"host": host_info(), "trace": str(path), "packets": n, "file_bytes": path.stat().st_size,
                  "repeats": a.repeats}

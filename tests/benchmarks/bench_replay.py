@@ -1,6 +1,7 @@
 """Replay speed benchmark (issue 3): ``pipeline replay`` vs dpkt bare iteration and a dpkt-object pipeline.
 
-On the synthetic 2M-packet snaplen-96 trace (``synth.py``), page cache and numba cache warm:
+On the synthetic 2M-packet snaplen-96 trace (``synth.py``), page cache, numba cache and
+bytecode cache (``_common.warm_bytecode``) warm:
 
 1. In process: ``pipeline.replay.run_replay`` over the four architectures (one warm-up run, then
    ``--repeats``); per-architecture kernel ns/packet as the engine measures it around its kernel
@@ -40,6 +41,7 @@ from _common import (
     pipeline_argv,
     print_table,
     run_child,
+    warm_bytecode,
     warm_page_cache,
 )
 from bench_ingest import DPKT_CHILD
@@ -147,6 +149,7 @@ def main() -> int:
     truth = json.loads(truth_path(path).read_text())
     n = a.packets
     warm_page_cache(path)
+    warm_bytecode()
     print(f"trace: {path} ({path.stat().st_size / 1e6:.1f} MB, {n:,} packets)")
     res: dict = {"host": host_info(), "trace": str(path), "packets": n, "repeats": a.repeats,
                  "replay_args": a.replay_arg}
