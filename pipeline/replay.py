@@ -67,7 +67,11 @@ each saturation simulation (arch, factor) is one job over all chunks, scheduled 
 
 ``packet_sink(arch, columns)`` receives per-packet results chunk by chunk (PACKET_RESULT_COLUMNS).
 The arrays are reused for the next chunk (fresh arrays per chunk cost more in page faults than the
-model): consume or copy them before returning. Columns:
+model): consume or copy them before returning. A sink with a method ``out_buffers(n)`` (returning
+an object whose ``get(n)`` gives (cycles[components, n], completion[n], dropped[n]) arrays) provides
+those arrays itself, a fresh set per (chunk, arch), and is called ``packet_sink(arch, columns,
+out=that object)``: the kernels write into the sink's own buffers, with no copy
+(store.packets.PacketResultsWriter does this). Columns:
 packet_index (int64, index in the trace), ts_ns (int64), direction (int8: 0 rx, 1 tx), guest (int32,
 index into ReplayResult.guest_names), cycles_<component> (float64 each; float32 if the sink has an
 attribute ``cycles_dtype = numpy.float32``: the kernel then writes them so, sparing a conversion),
@@ -550,7 +554,7 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
     kernel_packets = 0
     wire_dir = np.zeros(2)
     n_guests = 1
-    pending: tuple[int, list] | None = None  # (packets read, futures) of the chunk in the kernels
+    pending: tuple[int, list, list] | None = None  # (packets read, futures, output buffers) of the chunk in the kernels
     # the main pass's kernel jobs per chunk (architectures split among them); with a per-packet sink
     # and the default threads, one fewer than the threads: the sink (the Parquet writer thread, ~0.45 s
     # of CPU for 4 x 2M rows) is the pass's longest stage and gets a core of its own rather than
@@ -559,10 +563,15 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
     arch_groups = [list(range(len(compiled)))[j::n_jobs] for j in range(min(n_jobs, len(compiled)))]
     parity = 0
 
-    def deliver(packets_read: int, done: list) -> None:
+    # a sink with out_buffers(n) gives the kernels the arrays to write per-packet results into (no copy)
+    sink_buffers = getattr(packet_sink, "out_buffers", None)
+
+    def deliver(packets_read: int, done: list, outs_used: list) -> None:
         for ai, (cols, dt) in enumerate(done):
             kernel_s[ai] += dt
-            if packet_sink is not None:
+            if sink_buffers is not None:
+                packet_sink(compiled[ai].name, cols, out=outs_used[ai])
+            elif packet_sink is not None:
                 packet_sink(compiled[ai].name, cols)
         if progress is not None:
             progress("replay", packets_read)
@@ -579,11 +588,11 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
             host = _host_setup(params, config, n_guests)
             states = [KernelState(np.array([1.0]), host.n_cpus, n_guests, host.ring_size, a.bridge_capacity)
                       for a in compiled]
-            # two output buffer sets per arch: the kernels of chunk i fill one while the sink consumes
-            # chunk i-1's from the other
+            # two output buffer sets per arch (unless the sink gives them): the kernels of chunk i fill
+            # one while the sink consumes chunk i-1's from the other
             cycles_dtype = getattr(packet_sink, "cycles_dtype", np.float64)
-            outs = [(_OutBuffers(cycles_dtype), _OutBuffers(cycles_dtype)) if packet_sink is not None
-                    else (None, None) for _ in compiled]
+            outs = [(_OutBuffers(cycles_dtype), _OutBuffers(cycles_dtype))
+                    if packet_sink is not None and sink_buffers is None else (None, None) for _ in compiled]
             t0 = int(chunk.ts_ns[0])
         hp, out = prepare_chunk(chunk, mapping, config.segments, config.mtu)
         left_out += out
@@ -602,16 +611,18 @@ def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, 
         # chunk i-1's outputs go to the sink meanwhile, and the next chunk is read ahead (_prefetched)
         done = _results_by_arch(pending[1], arch_groups) if pending is not None else None
         pending_done = pending
+        used = ([sink_buffers(len(hp)) for _ in compiled] if sink_buffers is not None
+                else [o[parity] for o in outs])
         pending = (total_packets, [pool.submit(_timed_detail_runs,
                                                [(compiled[ai], host, states[ai], hp, t0, config.link_bps,
-                                                 n_guests, outs[ai][parity]) for ai in group])
-                                   for group in arch_groups])
+                                                 n_guests, used[ai]) for ai in group])
+                                   for group in arch_groups], used)
         parity ^= 1
         kernel_packets += len(hp)
         if done is not None:
-            deliver(pending_done[0], done)
+            deliver(pending_done[0], done, pending_done[2])
     if pending is not None:
-        deliver(pending[0], _results_by_arch(pending[1], arch_groups))
+        deliver(pending[0], _results_by_arch(pending[1], arch_groups), pending[2])
     warnings += source.warnings
     if mapping is None:
         raise OptionError("the trace has no packets to replay")

@@ -66,13 +66,19 @@ def packet_schema(guest_names: list[str], *, arch_column: bool = True):
 
 
 class _Block:
-    """Copies of one chunk's reused per-packet arrays (float32 cycles, completion, dropped)."""
+    """One chunk's per-packet arrays of one architecture (float32 cycles, completion, dropped): the
+    engine's kernel writes into them directly (:meth:`PacketResultsWriter.out_buffers`), or the sink
+    copies the engine's reused arrays into them."""
 
     def __init__(self, n: int) -> None:
         self.cap = n
         self.cycles = np.empty((len(COMPONENTS), n), np.float32)
         self.completion = np.empty(n, np.int64)
         self.dropped = np.empty(n, np.bool_)
+
+    def get(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Views for n packets (the engine's output-buffer interface)."""
+        return self.cycles[:, :n], self.completion[:n], self.dropped[:n]
 
 
 class PacketResultsWriter:
@@ -170,33 +176,46 @@ class PacketResultsWriter:
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
     # -- engine thread ----------------------------------------------------------------------------
-    def _block(self, n: int) -> _Block:
-        """A free copy buffer for n packets (waits for the writer thread when all are in use)."""
+    def out_buffers(self, n: int) -> _Block:
+        """A free block for n packets, for the engine's kernel to write one architecture's chunk into
+        (then passed back as ``out`` to :meth:`__call__`: no copy). Waits for the writer thread when
+        every block is in use: that is the backpressure bounding memory."""
+        # the engine holds one chunk's blocks in its kernels while it hands the previous chunk's
+        # to this sink: at least two chunks' worth, or it would wait on itself
+        limit = max(QUEUE_CHUNKS + 2, 2 * len(self.archs) + 1)
         try:
             block = self._free.get_nowait()
         except queue.Empty:
-            if self._n_blocks < QUEUE_CHUNKS + 2:
+            if self._n_blocks < limit:
                 self._n_blocks += 1
                 return _Block(n)
             block = self._free.get()
         return block if block.cap >= n else _Block(n)
 
-    def __call__(self, arch: str, cols: dict[str, np.ndarray]) -> None:
+    def __call__(self, arch: str, cols: dict[str, np.ndarray], out: _Block | None = None) -> None:
+        """Queue one architecture's chunk for writing. ``out``: the block (from :meth:`out_buffers`)
+        the engine's kernel wrote cols' cycles/completion/dropped into; without it those arrays (the
+        engine's reused ones) are copied into a block first."""
         n = len(cols["packet_index"])
-        if n == 0:
-            return
         if self.error is not None:
+            if out is not None:
+                self._free.put(out)
             raise self.error
+        if n == 0:
+            if out is not None:
+                self._free.put(out)
+            return
         if self.translate is not None:
             guest, index = self.translate(cols["packet_index"])
         else:  # the chunk's own arrays: never modified by the engine
             guest, index = cols["guest"], cols["packet_index"]
-        # the engine's reused buffers are copied (float32) into a block
-        block = self._block(n)
-        for ci, c in enumerate(COMPONENTS):
-            np.copyto(block.cycles[ci, :n], cols[f"cycles_{c}"], casting="same_kind")
-        np.copyto(block.completion[:n], cols["completion_ns"])
-        np.copyto(block.dropped[:n], cols["dropped"])
+        block = out
+        if block is None:  # the engine's reused buffers are copied (float32) into a block
+            block = self.out_buffers(n)
+            for ci, c in enumerate(COMPONENTS):
+                np.copyto(block.cycles[ci, :n], cols[f"cycles_{c}"], casting="same_kind")
+            np.copyto(block.completion[:n], cols["completion_ns"])
+            np.copyto(block.dropped[:n], cols["dropped"])
         self.queue.put((self.archs.index(arch), index, cols["ts_ns"], cols["direction"], guest, n, block))
 
     def close(self, metadata_for: Callable[[str], dict[str, Any]] | None, commit: bool) -> dict[str, Path]:
