@@ -64,7 +64,10 @@ def warm_up() -> None:
     whole task, Parquet files included, measured no faster first trace and cost 0.07 s more.)"""
     import pyarrow.parquet  # noqa: F401
 
+    import pipeline.batch.manifest  # noqa: F401
     import pipeline.batch.task  # noqa: F401
+    import pipeline.store.packets  # noqa: F401
+    import pipeline.store.parquet  # noqa: F401
     from pipeline.replay import ReplayConfig, run_replay
 
     cfg = ReplayConfig(hosts=["10.0.0.1"], n_guests=2)
