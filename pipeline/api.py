@@ -100,12 +100,12 @@ def replay(trace: str | os.PathLike, out_dir: str | os.PathLike | None, config: 
 
     def on_mapping(m) -> None:
         if writer is not None:
-            writer.open(list(m.guest_names))
-        # pyarrow.parquet and pandas (~0.2 s of imports, needed only for the outputs) load on a
-        # background thread while the kernels run; started only now, once the first chunk is
-        # decoded, so that they do not hold up the start (both imports and numba's cache loading
-        # need the GIL)
-        threading.Thread(target=_import_for_results, name="import-results", daemon=True).start()
+            writer.open(list(m.guest_names))  # its thread imports pyarrow, off the main thread
+        elif out is not None:
+            # summary only: pyarrow.parquet (~0.04 s of imports) loads on a background thread while
+            # the kernels run; started only once the first chunk is decoded, so that it does not hold
+            # up the start (imports and numba's cache loading both need the GIL)
+            threading.Thread(target=_import_for_results, name="import-results", daemon=True).start()
     ok = False
     try:
         result = run_replay(trace, config, packet_sink=writer, progress=progress, on_mapping=on_mapping,

@@ -58,7 +58,7 @@ def warm_bytecode() -> None:
     does, so that the timed child processes import rather than compile it.
 
     Python writes these caches on first import, unless PYTHONDONTWRITEBYTECODE is set, as it is in
-    this project's sandbox: there every ``pipeline`` process would compile its ~9,000 lines again
+    this project's sandbox: there every ``pipeline`` process would compile its ~10,000 lines again
     (measured +0.05 s per ``pipeline replay``), which a user's installed tool does not do.
     Like the warm numba cache, a warm bytecode cache is the steady state being measured.
     """

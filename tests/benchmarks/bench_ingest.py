@@ -84,6 +84,18 @@ def ingest_in_process(path: Path, sha256: bool = False) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
+def ready_trace(packets: int, label: str) -> tuple[Path, dict]:
+    """The cached synthetic trace of ``packets`` packets (generated if needed) and its ground truth,
+    read once into the page cache."""
+    t0 = time.perf_counter()
+    path = cached_trace(packets)
+    truth = json.loads(truth_path(path).read_text())
+    print(f"{label}: {path} ({path.stat().st_size / 1e6:,.1f} MB, {packets:,} packets; "
+          f"ready in {time.perf_counter() - t0:.1f} s)")
+    warm_page_cache(path)
+    return path, truth
+
+
 def check_inspect(run: ChildRun, truth: dict) -> list[str]:
     """Mismatches between ``pipeline inspect --json`` output and the trace's ground truth."""
     if run.returncode != 0:
@@ -105,12 +117,7 @@ def main() -> int:
     ap.add_argument("--json-out", type=Path, help="write all figures here as JSON")
     a = ap.parse_args()
 
-    t0 = time.perf_counter()
-    path = cached_trace(a.packets)
-    truth = json.loads(truth_path(path).read_text())
-    print(f"trace: {path} ({path.stat().st_size / 1e6:.1f} MB, {a.packets:,} packets; "
-          f"ready in {time.perf_counter() - t0:.1f} s)")
-    warm_page_cache(path)
+    path, truth = ready_trace(a.packets, "trace")
     warm_bytecode()
     n = a.packets
     res: dict = {"host": host_info(), "trace": str(path), "packets": n, "file_bytes": path.stat().st_size,
@@ -155,12 +162,7 @@ def main() -> int:
 
     # 4. peak RSS on the big trace.
     if not a.skip_big:
-        t0 = time.perf_counter()
-        big = cached_trace(a.big_packets)
-        big_truth = json.loads(truth_path(big).read_text())
-        print(f"big trace: {big} ({big.stat().st_size / 1e9:.2f} GB, {a.big_packets:,} packets; "
-              f"ready in {time.perf_counter() - t0:.1f} s)")
-        warm_page_cache(big)
+        big, big_truth = ready_trace(a.big_packets, "big trace")
         r = run_child(pipeline_argv("inspect", str(big), "--json"))
         problems += [f"inspect (big): {p}" for p in check_inspect(r, big_truth)]
         res.update(big_trace=str(big), big_packets=a.big_packets, big_inspect_s=r.wall_s,
