@@ -5,12 +5,12 @@ batch`` writes one file per architecture into a hive partition (``arch=...``), w
 Both go through :class:`PacketResultsWriter`, so the two layouts have the same columns, types and
 encoding.
 
-The replay engine reuses its cycle/completion/dropped arrays for the next chunk, so the sink call
-(engine thread) only copies those into a recycled block (cycles as float32, which the kernel writes
-directly: 7 significant digits are plenty for one packet's cycles); opening files, building the
-Arrow tables (from numpy buffers: ``pa.array()`` would import pandas) and encoding happen on the
-writer thread (pyarrow releases the GIL while encoding). The queue and the blocks are bounded, so
-memory stays bounded.
+The replay engine's kernels write each chunk's cycle/completion/dropped arrays straight into a
+recycled block of this writer (:meth:`PacketResultsWriter.out_buffers`; cycles as float32: 7
+significant digits are plenty for one packet's cycles); a sink call without a block (a caller with
+its own arrays) copies them into one. Opening files, building the Arrow tables (from numpy buffers:
+``pa.array()`` would import pandas) and encoding happen on the writer thread (pyarrow releases the
+GIL while encoding). The queue and the blocks are bounded, so memory stays bounded.
 
 Encoding, chosen by measurement (8M rows x 14 columns, ../shared/perf-notes.md): required (non-null)
 columns, pages of up to 8 MiB, dictionary encoding only for arch/direction/guest, DELTA_BINARY_PACKED
@@ -103,8 +103,9 @@ class PacketResultsWriter:
         self.writers: dict[Path, AtomicParquetWriter] = {}
         self.paths: dict[str, Path] = {}
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
-        # copies of the engine's reused arrays, recycled once written: fresh multi-megabyte arrays per
-        # chunk cost page faults; QUEUE_CHUNKS + 2 of them at most (queued, being written, being filled)
+        # blocks, recycled once written (fresh multi-megabyte arrays per chunk cost page faults); at
+        # most max(QUEUE_CHUNKS + 2, 2 x archs + 1) of them: queued, being written, being filled
+        # (see out_buffers)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._n_blocks = 0
         self.error: BaseException | None = None
