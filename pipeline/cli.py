@@ -318,13 +318,9 @@ def batch(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or per-trace lines.")] = False,
 ) -> int:
     """Replay every capture under DIR... into one results dataset (resumable; exit 1 if any trace failed)."""
+    from pipeline.batch import run_batch  # (the fork server is already starting: pipeline._entry)
+
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-    if not scheduler:
-        from pipeline.batch.forkserver import start_forkserver
-
-        start_forkserver()  # before this process's own heavy imports: it warms up on another core
-    from pipeline.batch import run_batch
-
     cfg = replay_config(arch, arch_file, param_set, params, host, guest, guests, segments, mtu, link_bps,
                         placement, ring_size, no_saturation)
     with _batch_progress(enabled=not quiet) as update:
