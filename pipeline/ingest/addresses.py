@@ -18,7 +18,6 @@ import numpy as np
 from pipeline.errors import OptionError
 
 _MASK64 = (1 << 64) - 1
-_V4_MAPPED_HI = 0
 _V4_MAPPED_LO_PREFIX = 0xFFFF << 32
 _V4_PREFIX_OFFSET = 96          # IPv4 /n == 128-bit /(96 + n) in the mapped space
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from pipeline.ingest.linktypes import linktype_label
+from pipeline.ingest.linktypes import PCAP_LINKTYPE_MASK, PCAP_LINKTYPE_RESERVED_MASK, linktype_label
 
 # ---- kernel status codes --------------------------------------------------------------------
 ST_NEED_MORE = 0
@@ -344,13 +344,11 @@ class PcapHeader:
     ts_decimal_exponent: int  # 6 usec, 9 nsec
     snaplen: int
     linktype: int
-    linktype_field: int
     warnings: list[str] = field(default_factory=list)
 
 
 PCAP_MAGIC_USEC = 0xA1B2C3D4
 PCAP_MAGIC_NSEC = 0xA1B23C4D
-PCAPNG_BOM = 0x1A2B3C4D
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -368,10 +366,6 @@ def sniff_format(head: bytes) -> str | None:
 
 def parse_pcap_header(head: bytes) -> PcapHeader:
     """Parse the 24-byte pcap file header; raises ValueError with the problem when unusable."""
-    from pipeline.ingest.linktypes import (
-        PCAP_LINKTYPE_MASK,
-        PCAP_LINKTYPE_RESERVED_MASK,
-    )
     if len(head) < 24:
         raise ValueError(f"pcap file header cut short ({len(head)} of 24 bytes)")
     magic_le = struct.unpack("<I", head[:4])[0]
@@ -389,8 +383,7 @@ def parse_pcap_header(head: bytes) -> PcapHeader:
     return PcapHeader(byte_order="big" if big else "little", big_endian=big,
                       version=f"{major}.{minor}",
                       ts_decimal_exponent=9 if magic == PCAP_MAGIC_NSEC else 6,
-                      snaplen=snaplen, linktype=lt_field & PCAP_LINKTYPE_MASK,
-                      linktype_field=lt_field, warnings=warnings)
+                      snaplen=snaplen, linktype=lt_field & PCAP_LINKTYPE_MASK, warnings=warnings)
 
 
 def parse_shb(buf: np.ndarray, pos: int, end: int) -> tuple[str, int, int, int] | None:

@@ -100,7 +100,7 @@ class KeyAggregator:
         return (self.keys, self.used, self.packets, self.bytes, self.payload, self.first, self.last)
 
     def _grow(self, capacity: int) -> None:
-        old = (self.keys, self.used, self.packets, self.bytes, self.payload, self.first, self.last)
+        old = self.tables()
         self._alloc(capacity)
         rehash_kernel(*old, self.keys, self.used, self.packets, self.bytes, self.payload, self.first,
                       self.last)

@@ -25,7 +25,6 @@ class TraceStats:
         self.counts[hashtable.C_MIN_TS] = _I64_MAX
         self.counts[hashtable.C_MAX_TS] = _I64_MIN
         self.first_record_ts_ns: int | None = None
-        self.linktype_packets: dict[int, int] = {}
         self.hosts = KeyAggregator(2)
         self.flows = KeyAggregator(5)
 
@@ -49,9 +48,6 @@ class TraceStats:
                 self.hosts.keys, self.hosts.used, h_room, *self.flows.tables(), f_room, start)
             self.hosts.count += new_h
             self.flows.count += new_f
-        by_type = np.bincount(chunk.linktype)
-        for lt in np.flatnonzero(by_type).tolist():
-            self.linktype_packets[lt] = self.linktype_packets.get(lt, 0) + int(by_type[lt])
 
     def top_flows(self, k: int = 10) -> list[dict]:
         """The ``k`` directed flows with the most wire bytes (ties broken by key for stability)."""
