@@ -17,17 +17,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from pipeline.ingest.addresses import prefix_masks
+
 SPEC_IP, SPEC_MAC = 0, 1
 # spec_table columns (uint64)
 S_KIND, S_GROUP, S_MASK_HI, S_VALUE_HI, S_MASK_LO, S_VALUE_LO, S_MAC = 0, 1, 2, 3, 4, 5, 6
 SPEC_WIDTH = 7
-_MASK64 = (1 << 64) - 1
 
 
 def spec_table(host_specs: list, guest_specs: list[tuple[str, list]]) -> np.ndarray:
     """int64[n_specs, SPEC_WIDTH] (uint64 bit patterns viewed as int64) of the mapping's specs.
 
-    Masks as in AddressSpec.match: the top ``prefix`` bits of hi then lo.
+    Masks as in AddressSpec.match (ingest.addresses.prefix_masks): the top ``prefix`` bits of hi then lo.
     """
     rows = []
     for group, specs in [(-1, host_specs)] + [(gi, sp) for gi, (_, sp) in enumerate(guest_specs)]:
@@ -35,10 +36,7 @@ def spec_table(host_specs: list, guest_specs: list[tuple[str, list]]) -> np.ndar
             if s.kind == "mac":
                 rows.append([SPEC_MAC, group, 0, 0, 0, 0, s.mac])
                 continue
-            p = s.prefix
-            mhi = _MASK64 ^ ((1 << (64 - min(p, 64))) - 1) if p > 0 else 0
-            plo = max(p - 64, 0)
-            mlo = _MASK64 ^ ((1 << (64 - plo)) - 1) if plo > 0 else 0
+            mhi, mlo = prefix_masks(s.prefix)
             rows.append([SPEC_IP, group, mhi, s.hi & mhi, mlo, s.lo & mlo, 0])
     table = np.zeros((len(rows), SPEC_WIDTH), np.int64)
     for r, row in enumerate(rows):

@@ -152,11 +152,11 @@ def _solve_1d(f, x0: float, lo: float, hi: float, rel_tol: float = 0.001, max_it
             a, fa = x, fx
         else:
             b, fb = x, fx
-        # secant in log x between the bracket ends, safeguarded by bisection
+        # secant in log x between the bracket ends; bisection when it falls outside the bracket
         la, lb = math.log(a), math.log(b)
         lx = la - fa * (lb - la) / (fb - fa) if fb != fa else 0.5 * (la + lb)
-        if not (la < lx < lb) or min(lx - la, lb - lx) < 0.05 * (lb - la):
-            lx = 0.5 * (la + lb) if not (la < lx < lb) else lx
+        if not (la < lx < lb):
+            lx = 0.5 * (la + lb)
         x = math.exp(lx)
         fx = f(x)
     return x
@@ -168,7 +168,7 @@ def _round(x: float) -> float:
 
 
 def fit_parameters(params: str = DEFAULT_PARAMS, rounds: int = 4, verbose: bool = False) -> dict[str, float]:
-    """Solve every fitted parameter (rounded to whole cycles), in the order of GROUPS."""
+    """Solve every fitted parameter (rounded by :func:`_round`), in the order of GROUPS."""
     ps = load_params(params)
     # fixed start (geometric middle of each parameter's plausible range), so the result does not
     # depend on the values currently written in the file

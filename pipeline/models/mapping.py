@@ -66,6 +66,8 @@ def parse_address(text: str) -> AddressSpec:
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
+    """64-bit finaliser (MurmurHash3 fmix64) on an array; kernels.classify_kernel._mix64 is the
+    same per element in numba (the classify tests compare the remote keys they give)."""
     x = x.astype(np.uint64, copy=True)
     x ^= x >> np.uint64(33)
     x *= np.uint64(0xFF51AFD7ED558CCD)

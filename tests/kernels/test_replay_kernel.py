@@ -6,15 +6,25 @@ Parameters are overridden to round numbers and clock_hz = 1e9, so one cycle is o
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from pipeline.ingest.columns import PacketChunk
-from pipeline.kernels.replay_kernel import DOMAIN_SWITCH_COMPONENT, N_COMPONENTS, KernelState
+from pipeline.kernels.replay_kernel import (
+    DOMAIN_SWITCH_COMPONENT,
+    LAT_BINS,
+    LAT_EDGES,
+    LAT_SUB,
+    N_COMPONENTS,
+    KernelState,
+    _lat_bin,
+)
 from pipeline.models.components import COMPONENT_INDEX, COMPONENTS, CONTEXTS
 from pipeline.replay import ReplayConfig, run_replay
 
@@ -64,6 +74,38 @@ def test_kernel_constants_match_the_vocabularies():
     assert DOMAIN_SWITCH_COMPONENT == COMPONENT_INDEX["domain_switch"]
     assert CONTEXTS[:3] == ("kernel", "vmm", "dom0")   # the kernel's ctx < 3 / ctx >= 2 tests
     assert KernelState(np.ones(1), 1, 1, 1, 1).acc_ctx.shape[2] == len(CONTEXTS)
+
+
+def _exact_lat_bin(x: float) -> int:
+    """floor(log2(x) * LAT_SUB) in rational arithmetic, for x >= 1."""
+    f = Fraction(x)
+    e = math.frexp(x)[1] - 1
+    return e * LAT_SUB + sum(f ** LAT_SUB >= Fraction(2) ** (LAT_SUB * e + q) for q in range(1, LAT_SUB))
+
+
+def test_latency_bins_are_floor_log2_exactly():
+    # lat + 1 = x: +-20 ulps around every bin edge 2 ** (e + q / LAT_SUB) up to 2 ** 40 ns, and
+    # random latencies up to 1000 s
+    xs = []
+    for e in range(41):
+        for q in range(1, LAT_SUB):
+            v = 2.0 ** (e + q / LAT_SUB)
+            for _ in range(20):
+                v = math.nextafter(v, 0.0)
+            for _ in range(41):
+                xs.append(v)
+                v = math.nextafter(v, math.inf)
+    xs += (1.0 + np.exp(np.random.default_rng(0).uniform(0.0, math.log(1e12), 2000))).tolist()
+    rounded_edges = {float(c) * 2.0 ** e for c in LAT_EDGES for e in range(41)}
+    off_by_one = 0
+    for x in xs:
+        b, exact = _lat_bin(x - 1.0), _exact_lat_bin(x)   # x - 1 + 1 == x exactly below 2 ** 53
+        if b != exact:
+            assert b == exact + 1 and x in rounded_edges, x   # the rounded edge itself, binned up
+            off_by_one += 1
+    assert off_by_one < 0.05 * len(xs)
+    assert _lat_bin(-5.0) == 0 and _lat_bin(0.0) == 0 and _lat_bin(1.0) == LAT_SUB
+    assert _lat_bin(1e300) == LAT_BINS - 1
 
 
 LINUX = {"irq_cycles": 1000, "driver_rx_per_packet": 100, "stack_rx_per_packet": 2000, "copy_per_byte": 1}

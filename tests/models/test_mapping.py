@@ -91,6 +91,8 @@ def test_infer_host_from_most_packets():
     m = resolve_mapping([], [], None, chunk(PKTS))
     assert m.inferred
     assert m.host[0].text in ("10.0.0.1", "10.0.0.2")
+    # .1 and .2 are both in 3 packets of 300 bytes: .2 receives more bytes (200 against 100)
+    assert m.host[0].text == "10.0.0.2" and "tie broken by bytes received" in m.explanation
     assert "inferred" in m.explanation and "--host" in m.explanation and "\n" not in m.explanation
     d, _, _ = m.classify(chunk(PKTS))
     assert (d[:2] >= 0).all() and d[2] == -1
