@@ -101,6 +101,9 @@ class GuestTraces:
         self.infos: list[dict[str, Any]] = [{} for _ in self.paths]
         self.warnings: list[str] = []
         self.mapping: TraceGuestsMapping | None = None
+        # member_packet looks merged packets up here; the sink translates a chunk at most a few chunks
+        # after it was read (replay._prefetched reads 2 ahead, the engine holds one in its kernels and
+        # delivers the one before), so 8 is ample; a deeper read-ahead needs a longer buffer
         self._recent: deque[GuestChunk] = deque(maxlen=8)
 
     def open(self) -> GuestTraces:

@@ -49,7 +49,7 @@ from pipeline.batch.manifest import (
     resolved_config,
     save_manifest,
 )
-from pipeline.batch.task import run_task, worker_init
+from pipeline.batch.task import failed_record, run_task, worker_init
 from pipeline.errors import OptionError
 from pipeline.ingest.source import file_sha256
 from pipeline.replay import ReplayConfig, resolve_models
@@ -239,16 +239,19 @@ def _commit(dataset: Path, rec: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------- executors
 
-def _cpu_set(jobs: int) -> list[int] | None:
-    """The CPUs local workers run on: the first ``jobs`` of this process's (worker k on the k-th, cycling)."""
+def _cpu_groups(jobs: int, workers: int) -> list[list[int]] | None:
+    """The CPUs each local worker runs on (worker k on group k, cycling): the first ``jobs`` of this
+    process's CPUs dealt out to ``workers`` workers, so a pool smaller than ``--jobs`` (fewer traces
+    than jobs; each task then gets ``jobs // traces`` threads) still has all ``jobs`` CPUs."""
     try:
-        allowed = sorted(os.sched_getaffinity(0))
+        allowed = sorted(os.sched_getaffinity(0))[:jobs]
     except AttributeError:  # pragma: no cover - not Linux
         return None
-    return allowed[:jobs]
+    n = max(1, min(workers, len(allowed)))
+    return [allowed[i::n] for i in range(n)]
 
 
-def _local_pool(jobs: int, cpus: list[int] | None) -> cf.ProcessPoolExecutor:
+def _local_pool(jobs: int, cpus: list[list[int]] | None) -> cf.ProcessPoolExecutor:
     """Worker processes forked from a clean fork server (started by exec, so it holds none of this
     process's threads, OpenMP state or descriptors such as the dataset lock), with the heavy
     imports preloaded. Not plain fork: forking a process that has run numba/OpenMP or started
@@ -257,19 +260,13 @@ def _local_pool(jobs: int, cpus: list[int] | None) -> cf.ProcessPoolExecutor:
                                   initargs=(os.getpid(), cpus))
 
 
-def _died(task: dict[str, Any], why: str) -> dict[str, Any]:
-    return {"trace_id": task["trace_id"], "kind": task["kind"], "status": "failed", "reason": why,
-            "inputs": task["inputs"], "partitions": [], "staging": task["staging"], "sha256": None,
-            "packets": 0, "host_packets": 0, "wire_bytes": 0, "warnings": [], "seconds": 0.0,
-            "started": time.time(), "finished": time.time(), "mapping": None}
-
-
 def _run_local(tasks: list[dict[str, Any]], jobs: int, on_record: Callable) -> None:
     pending = list(tasks)
     attempts: dict[str, int] = {}
     while pending:
         retry: list[dict[str, Any]] = []
-        pool = _local_pool(min(jobs, len(pending)), _cpu_set(jobs))
+        workers = min(jobs, len(pending))
+        pool = _local_pool(workers, _cpu_groups(jobs, workers))
         try:
             futs = {pool.submit(run_task, t): t for t in pending}
             for fut in cf.as_completed(futs):
@@ -281,9 +278,9 @@ def _run_local(tasks: list[dict[str, Any]], jobs: int, on_record: Callable) -> N
                     if attempts[t["trace_id"]] < _MAX_ATTEMPTS:
                         retry.append(t)
                         continue
-                    rec = _died(t, "the worker process died while replaying it (crash or killed)")
+                    rec = failed_record(t, "the worker process died while replaying it (crash or killed)")
                 except Exception as e:  # noqa: BLE001 - e.g. a result that cannot be unpickled
-                    rec = _died(t, f"internal error: {type(e).__name__}: {e}")
+                    rec = failed_record(t, f"internal error: {type(e).__name__}: {e}")
                 on_record(rec)
         except BaseException:
             for p in list(getattr(pool, "_processes", {}).values()):
@@ -313,7 +310,7 @@ def _run_dask(tasks: list[dict[str, Any]], address: str, on_record: Callable) ->
             try:
                 rec = fut.result()
             except Exception as e:  # noqa: BLE001 - a worker lost, a task erred outside run_task
-                rec = _died(t, f"failed on the Dask cluster: {type(e).__name__}: {' '.join(str(e).split())}")
+                rec = failed_record(t, f"failed on the Dask cluster: {type(e).__name__}: {' '.join(str(e).split())}")
             on_record(rec)
     finally:
         client.close()

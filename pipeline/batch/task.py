@@ -30,10 +30,10 @@ from pipeline.errors import PipelineError
 from pipeline.store.layout import PART_FILE, partition_dir
 
 
-def worker_init(coordinator_pid: int | None = None, cpus: list[int] | None = None) -> None:
+def worker_init(coordinator_pid: int | None = None, cpus: list[list[int]] | None = None) -> None:
     """Initialise a local worker process: exit as soon as the coordinator dies; Ctrl-C is its to handle;
-    run on one CPU of ``cpus``, worker k on ``cpus[k % len(cpus)]`` (``--jobs N``: N workers on N
-    CPUs, each with its own, background threads included: ``--jobs 1`` really uses one CPU, and two
+    run on its own CPUs, worker k on ``cpus[k % len(cpus)]`` (``--jobs N`` with N traces or more: N
+    workers on one CPU each, background threads included: ``--jobs 1`` really uses one CPU, and two
     workers do not slow each other down by sharing both; measured ~4 % faster per trace than
     letting them float).
 
@@ -67,7 +67,7 @@ def worker_init(coordinator_pid: int | None = None, cpus: list[int] | None = Non
         # the pool numbers its workers 1, 2, ... (replacements after a crash continue the count)
         ident = multiprocessing.current_process()._identity
         try:
-            os.sched_setaffinity(0, [cpus[(ident[-1] - 1) % len(cpus)]] if ident else cpus)
+            os.sched_setaffinity(0, cpus[(ident[-1] - 1) % len(cpus)] if ident else [c for g in cpus for c in g])
         except (OSError, AttributeError):
             pass
     if coordinator_pid is not None:
@@ -85,6 +85,16 @@ def _one_line(e: BaseException) -> str:
     return " ".join(f"internal error: {type(e).__name__}: {e}{where}".split())
 
 
+def failed_record(task: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    """The record of ``task`` before (or without) any result: status "failed", no partitions.
+    :func:`run_task` fills it in; the coordinator uses it as it is for a task whose worker died."""
+    now = time.time()
+    return {"trace_id": task["trace_id"], "kind": task["kind"], "status": "failed", "reason": reason,
+            "started": now, "finished": now, "seconds": 0.0, "inputs": [dict(i) for i in task["inputs"]],
+            "sha256": None, "packets": 0, "host_packets": 0, "wire_bytes": 0, "warnings": [], "partitions": [],
+            "staging": task["staging"], "mapping": None}
+
+
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
     """Replay one trace or guest group into ``task["staging"]``; a JSON-safe record, never raises.
 
@@ -93,12 +103,9 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     Record: trace_id, status ("ok" | "failed"), reason, started, finished, seconds, packets,
     host_packets, wire_bytes, inputs (with sha256), sha256, warnings, partitions, staging, mapping.
     """
-    started = time.time()
     t0 = time.perf_counter()
-    rec: dict[str, Any] = {"trace_id": task["trace_id"], "kind": task["kind"], "status": "failed", "reason": None,
-                           "started": started, "inputs": [dict(i) for i in task["inputs"]], "sha256": None,
-                           "packets": 0, "host_packets": 0, "wire_bytes": 0, "warnings": [], "partitions": [],
-                           "staging": task["staging"], "mapping": None, "worker_pid": os.getpid()}
+    rec = failed_record(task, None)
+    rec["worker_pid"] = os.getpid()
     try:
         _replay_task(task, rec)
         rec["status"] = "ok"

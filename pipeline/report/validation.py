@@ -418,7 +418,7 @@ def validation_document(checks: list[Check], model: Model, fit_rows: pd.DataFram
         "fitted = used by `pipeline.models.fit` to solve a parameter (agreement by construction, on the fit's "
         "synthetic traces; here re-checked on real captures); held out = not used by any fit: a real check.",
         f"Point values agree when within {100 * AGREE_TOL:.0f} %; bounds and claims by their criterion.",
-        "RX = the capture's receiving host (10.99.0.2); TX = the sending host (10.99.0.1) replayed from the same "
+        f"RX = the capture's receiving host ({RECEIVER}); TX = the sending host ({SENDER}) replayed from the same "
         "capture. Link-bound results and the thesis's claims: saturation goodput of the data direction (no drop, "
         "no CPU above 100 %, 1 Gb/s link) on the unpaced captures. Results measured with a CPU-bound closed-loop "
         "sender: the CPU-bound goodput (summary column cpu_bound_bps: the rate at which the busiest CPU is 100 % "

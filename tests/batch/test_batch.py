@@ -226,3 +226,15 @@ def test_progress_reports_traces_packets_bytes_and_failures(tmp_path, mixed_dir,
     assert packets == sum(r["packets"] for r in res.records) > 0
     assert nbytes == total_bytes == sum(r["inputs"][0]["size"] for r in res.records)
     assert all(a[2] <= b[2] for a, b in zip(seen, seen[1:], strict=False))
+
+
+def test_local_workers_share_out_the_jobs_cpus(monkeypatch):
+    """Worker k runs on CPU group k: one CPU each with a full pool, every --jobs CPU still in use
+    when fewer traces than jobs make the pool smaller (each task then runs jobs // traces threads)."""
+    from pipeline.batch import runner
+
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda _pid: {3, 0, 2, 1, 5})
+    assert runner._cpu_groups(4, 4) == [[0], [1], [2], [3]]
+    assert runner._cpu_groups(4, 1) == [[0, 1, 2, 3]]
+    assert runner._cpu_groups(4, 3) == [[0, 3], [1], [2]]
+    assert runner._cpu_groups(8, 8) == [[0], [1], [2], [3], [5]]  # more jobs than CPUs: each CPU once
