@@ -78,19 +78,6 @@ def progress_bar(label: str, enabled: bool = True):
         yield update
 
 
-def _fmt_ts(ts_ns: int | None) -> str:
-    if ts_ns is None:
-        return "-"
-    import datetime as dt
-
-    secs, frac = divmod(int(ts_ns), 1_000_000_000)
-    try:
-        stamp = dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    except (OverflowError, OSError, ValueError):
-        stamp = f"{secs} s"
-    return f"{stamp}.{frac:09d} UTC"
-
-
 def _rate(v: float | None, unit: str) -> str:
     if v is None:
         return "-"
@@ -108,6 +95,7 @@ def inspect(
 ) -> None:
     """A capinfos-like summary of a capture."""
     from pipeline.api import inspect_trace
+    from pipeline.ingest.columns import format_ts_ns
 
     with progress_bar(f"reading {trace.name}", enabled=not as_json or True) as update:
         summary = inspect_trace(trace, top=top, progress=update)
@@ -131,8 +119,8 @@ def inspect(
         ("Wire bytes", f"{s['wire_bytes']:,}"),
         ("Captured bytes", f"{s['captured_bytes']:,}"),
         ("Snaplen-truncated packets", f"{s['snap_truncated_packets']:,}"),
-        ("First packet", _fmt_ts(s["first_ts_ns"])),
-        ("Last packet", _fmt_ts(s["last_ts_ns"])),
+        ("First packet", format_ts_ns(s["first_ts_ns"])),
+        ("Last packet", format_ts_ns(s["last_ts_ns"])),
         ("Duration", f"{s['duration_s']:.6f} s"),
         ("Average rate", f"{_rate(s['avg_bit_rate_bps'], 'bit/s')}, {_rate(s['avg_packet_rate_pps'], 'pkt/s')}"),
         ("Average packet size", "-" if s["avg_packet_size_bytes"] is None else f"{s['avg_packet_size_bytes']:.1f} B"),

@@ -332,7 +332,8 @@ def _prefetched(chunks: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
     Reading and decoding the next chunk then overlaps the kernels of the current one (the numba
     framing and the replay kernels release the GIL). Exceptions reach the consumer; stopping early
-    (an error downstream, Ctrl-C) stops the producer and closes ``chunks``.
+    (an error downstream, Ctrl-C) stops the producer and closes ``chunks``. (batch.guests.GuestTraces
+    keeps its last 8 chunks for the sink's lookups: a read-ahead near that would need more.)
     """
     import queue
     import threading

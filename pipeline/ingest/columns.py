@@ -42,6 +42,21 @@ PACKET_COLUMNS: dict[str, tuple[np.dtype, str]] = {
 }
 
 
+def format_ts_ns(ts_ns: int | None) -> str:
+    """A ``ts_ns`` value as ``YYYY-MM-DD HH:MM:SS.nnnnnnnnn UTC`` ("-" for None; seconds since the
+    epoch for a value no date can hold, e.g. from a hand-edited results file)."""
+    if ts_ns is None:
+        return "-"
+    import datetime as dt
+
+    secs, frac = divmod(int(ts_ns), 1_000_000_000)
+    try:
+        stamp = dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        stamp = f"{secs} s"
+    return f"{stamp}.{frac:09d} UTC"
+
+
 @dataclass
 class PacketChunk:
     """A chunk of consecutive packets as columns (numpy arrays of equal length).

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.ingest.columns import format_ts_ns
 from pipeline.models.components import COMPONENTS
 from pipeline.report import analysis as an
 from pipeline.report import figures as fg
@@ -37,15 +38,6 @@ ARCH_TABLE_NAMES = {"saturation_mbps": "saturation Mb/s", "limited_by": "limited
                     "cycles_per_byte": "cycles/byte", "latency_p99_us": "latency p99 us"}
 
 
-def _ts(ns: Any) -> str:
-    if ns is None:
-        return "-"
-    import datetime as dt
-
-    secs, frac = divmod(int(ns), 1_000_000_000)
-    return dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{frac:09d} UTC"
-
-
 def capture_rows(run: RunResults, td: an.TraceData) -> list[tuple[str, str]]:
     """capinfos-style rows: recomputed from the capture when found, else from the results' metadata."""
     s = td.inspect or {}
@@ -61,8 +53,8 @@ def capture_rows(run: RunResults, td: an.TraceData) -> list[tuple[str, str]]:
             ("Wire bytes", fmt_num(s.get("wire_bytes"), ",d")),
             ("Captured bytes", fmt_num(s.get("captured_bytes"), ",d")),
             ("Snaplen-truncated packets", fmt_num(s.get("snap_truncated_packets"), ",d")),
-            ("First packet", _ts(s.get("first_ts_ns"))),
-            ("Last packet", _ts(s.get("last_ts_ns"))),
+            ("First packet", format_ts_ns(s.get("first_ts_ns"))),
+            ("Last packet", format_ts_ns(s.get("last_ts_ns"))),
             ("Duration", f"{fmt_num(s.get('duration_s'), '.6f')} s"),
             ("Average rate", f"{fmt_num((s.get('avg_bit_rate_bps') or 0) / 1e6, ',.2f')} Mbit/s, "
                              f"{fmt_num(s.get('avg_packet_rate_pps'), ',.0f')} pkt/s"),
@@ -77,8 +69,8 @@ def capture_rows(run: RunResults, td: an.TraceData) -> list[tuple[str, str]]:
     else:
         rows = [("File", str(t.get("path"))), ("Format", str(t.get("format"))),
                 ("Link types", ", ".join(t.get("linktypes") or []) or "-"),
-                ("Packets", fmt_num(t.get("packets"), ",d")), ("First packet", _ts(t.get("first_ts_ns"))),
-                ("Last packet", _ts(t.get("last_ts_ns")))]
+                ("Packets", fmt_num(t.get("packets"), ",d")), ("First packet", format_ts_ns(t.get("first_ts_ns"))),
+                ("Last packet", format_ts_ns(t.get("last_ts_ns")))]
     rows += [("Modeled host's packets", fmt_num(t.get("host_packets"), ",d")),
              ("Left out (neither host nor guest)", fmt_num(t.get("left_out_packets"), ",d")),
              ("SHA-256", str(run.metadata.get("trace_sha256") or t.get("sha256")))]
