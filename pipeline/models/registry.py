@@ -259,10 +259,7 @@ class CompiledArch:
     name: str
     n_stages: np.ndarray       # int64[2]
     stage_comp: np.ndarray     # int64[2, S] component index
-    stage_ctx: np.ndarray      # int64[2, S] context index (components.CONTEXTS)
-    stage_bridge: np.ndarray   # int64[2, S] 1 = bridge learn + lookup here
     stage_cost: np.ndarray     # float64[2, S, 6] cycles, see COST_COLUMNS
-    release_stage: np.ndarray  # int64[2] stage whose end frees the NIC descriptor (RX) / hands to the link (TX)
     domain_switch_cycles: float
     bridge_learn_cycles: float
     bridge_flood_cycles: float
@@ -275,7 +272,7 @@ class CompiledArch:
     run_ctx: np.ndarray = None       # int64[2, R]
     run_cost: np.ndarray = None      # float64[2, R, 6] summed stage costs
     run_bridge: np.ndarray = None    # int64[2, R] 1 if the run has a bridge stage
-    run_release: np.ndarray = None   # int64[2] run that ends with the release stage
+    run_release: np.ndarray = None   # int64[2] run ending with the release stage (the last descriptor stage: its end frees the NIC descriptor (RX) / hands to the link (TX))
     comp_cost: np.ndarray = None     # float64[2, n_components, 6]: stage costs summed per component
     bridge_comp: int = 0             # component charged for bridge learn/flood cycles
 
@@ -377,8 +374,8 @@ def compile_architecture(arch: Architecture, params: ParamSet) -> CompiledArch:
             if brg[di, si]:
                 bridge_comp = int(comp[di, si])
     return CompiledArch(
-        name=arch.name, n_stages=n_stages, stage_comp=comp, stage_ctx=ctx, stage_bridge=brg,
-        stage_cost=cost, release_stage=release, domain_switch_cycles=ds, bridge_learn_cycles=learn,
+        name=arch.name, n_stages=n_stages, stage_comp=comp,
+        stage_cost=cost, domain_switch_cycles=ds, bridge_learn_cycles=learn,
         bridge_flood_cycles=flood, bridge_ageing_ns=ageing, bridge_capacity=cap_pow2,
         stage_names={d: [s.name for s in active[d]] for d in DIRECTIONS},
         n_runs=runs[0], run_ctx=runs[1], run_cost=runs[2], run_bridge=runs[3], run_release=runs[4],
