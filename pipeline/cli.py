@@ -27,7 +27,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from pipeline.replay import ReplayConfig, ReplayResult
+    from pipeline.config import ReplayConfig
+    from pipeline.replay import ReplayResult
 
 try:  # typer >= 0.20 vendors click as typer._click; older ones use click itself
     from typer._click import exceptions as click_exc
@@ -182,7 +183,7 @@ def replay_config(arch: list[str] | None, arch_file: list[Path] | None, param_se
                   mtu: int, link_bps: float, placement: str, ring_size: int | None,
                   no_saturation: bool) -> ReplayConfig:
     """One place that turns the CLI's replay options into a validated ReplayConfig."""
-    from pipeline.replay import ReplayConfig
+    from pipeline.config import ReplayConfig
 
     for f in (arch_file or []) + ([params] if params else []):
         if not f.is_file():

@@ -111,12 +111,13 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.config import ReplayConfig, resolve_models
 from pipeline.errors import OptionError, TraceError
 from pipeline.ingest.columns import PacketChunk
 from pipeline.kernels.host_packets import compact_host_packets
@@ -134,76 +135,17 @@ from pipeline.kernels.replay_kernel import (
 )
 from pipeline.models.components import COMPONENTS, CONTEXTS, DIRECTION_INDEX
 from pipeline.models.mapping import Mapping, resolve_mapping
-from pipeline.models.params import DEFAULT_PARAMS, ParamSet, load_params
-from pipeline.models.registry import (
-    DEFAULT_ARCHS,
-    HOST_PARAMS,
-    CompiledArch,
-    compile_architecture,
-    resolve_architectures,
-)
+from pipeline.models.params import ParamSet, load_params
+from pipeline.models.registry import HOST_PARAMS, CompiledArch, resolve_architectures
 
 if TYPE_CHECKING:  # pandas is imported when the summary is built (start-up time; see api.replay)
     import pandas as pd
 
-SEGMENT_MODES = ("captured", "mss")
-PLACEMENTS = ("shared", "split", "per-guest")
 PACKET_RESULT_COLUMNS: tuple[str, ...] = (
     ("packet_index", "ts_ns", "direction", "guest")
     + tuple(f"cycles_{c}" for c in COMPONENTS) + ("completion_ns", "dropped"))
 _SAT_GRID = 3  # factors per saturation pass (module docstring)
 _SAT_MAX_THREADS = 16  # saturation simulations run at once (time-sliced), threads=None
-
-
-@dataclass
-class ReplayConfig:
-    """Everything a replay needs, resolved (see the module docstring)."""
-
-    archs: list[str] = field(default_factory=lambda: list(DEFAULT_ARCHS))
-    params: str = DEFAULT_PARAMS
-    param_overrides: str | dict[str, Any] | None = None
-    arch_files: list[str] = field(default_factory=list)
-    hosts: list[str] = field(default_factory=list)
-    guests: list[str] = field(default_factory=list)
-    n_guests: int | None = None
-    segments: str = "captured"
-    mtu: int = 1500
-    link_bps: float = 1e9
-    placement: str = "shared"
-    ring_size: int | None = None
-    chunk_packets: int = 1 << 20
-    saturation: bool = True
-    saturation_tol: float = 0.02
-    cache_packets: int = 4_000_000
-    threads: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["arch_files"] = [str(p) for p in self.arch_files]
-        po = self.param_overrides
-        d["param_overrides"] = None if po is None else (dict(po) if isinstance(po, dict) else str(po))
-        d["params"] = str(self.params)
-        return d
-
-    def validate(self) -> None:
-        if self.segments not in SEGMENT_MODES:
-            raise OptionError(f"--segments must be one of {', '.join(SEGMENT_MODES)}, not {self.segments!r}")
-        if self.placement not in PLACEMENTS:
-            raise OptionError(f"--placement must be one of {', '.join(PLACEMENTS)}, not {self.placement!r}")
-        if not self.link_bps > 0:
-            raise OptionError(f"--link-bps must be > 0, not {self.link_bps}")
-        if self.ring_size is not None and self.ring_size < 1:
-            raise OptionError(f"--ring-size must be >= 1, not {self.ring_size}")
-        if self.mtu < 68:
-            raise OptionError(f"--mtu must be >= 68, not {self.mtu}")
-        if self.chunk_packets < 1:
-            raise OptionError(f"chunk_packets must be >= 1, not {self.chunk_packets}")
-        if not self.archs:
-            raise OptionError("no architecture selected")
-        if self.threads is not None and self.threads < 1:
-            raise OptionError(f"threads must be >= 1, not {self.threads}")
-        if not 0 < self.saturation_tol < 1:
-            raise OptionError(f"saturation_tol must be in (0, 1), not {self.saturation_tol}")
 
 
 @dataclass
@@ -519,16 +461,6 @@ def run_replay(trace: str | Path | PacketChunk | Iterable[PacketChunk], config: 
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         return _run_replay(trace, config, packet_sink, progress, on_mapping, pool, n_threads,
                            given_mapping=mapping, trace_sha256=trace_sha256)
-
-
-def resolve_models(config: ReplayConfig) -> tuple[ParamSet, list[Any], list[CompiledArch]]:
-    """The parameter set, architectures and compiled architectures ``config`` names (no kernel runs):
-    what a replay uses, and how ``pipeline batch`` checks a configuration before fanning out.
-    Raises PipelineError (exit 2) for an unknown architecture or parameter, or a bad TOML file."""
-    config.validate()
-    params = load_params(config.params, config.param_overrides)
-    archs = resolve_architectures(config.archs, config.arch_files)
-    return params, archs, [compile_architecture(a, params) for a in archs]
 
 
 def _run_replay(trace, config: ReplayConfig, packet_sink, progress, on_mapping, pool: ThreadPoolExecutor,

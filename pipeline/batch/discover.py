@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import OptionError
-from pipeline.ingest.framing import sniff_format
+from pipeline.ingest.magic import sniff_format
 from pipeline.ingest.source import GZIP_MAGIC, ZSTD_MAGIC
 
 _UNSAFE = re.compile(r"[^a-z0-9_.-]+")

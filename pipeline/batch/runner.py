@@ -50,9 +50,9 @@ from pipeline.batch.manifest import (
     save_manifest,
 )
 from pipeline.batch.task import failed_record, run_task, worker_init
+from pipeline.config import ReplayConfig, resolve_models
 from pipeline.errors import OptionError
 from pipeline.ingest.source import file_sha256
-from pipeline.replay import ReplayConfig, resolve_models
 from pipeline.store.layout import PART_FILE, TABLES
 
 STAGING = ".staging"

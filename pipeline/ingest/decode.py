@@ -47,19 +47,18 @@ Rules (what a field holds when the header is odd or only partly captured):
 * ``tcp_flags``: the low 9 bits of the TCP offset/flags word (NS, CWR, ECE, URG, ACK, PSH, RST,
   SYN, FIN), as dpkt's ``TCP.flags``.
 
-Kernel layout (../shared/perf-notes.md): one ``@njit(cache=True)`` loop over packets; per-layer
-helpers return tuples of scalars (helpers that take output arrays were 4x slower) and are
-``inline="always"`` (numba-level inlining: 5-25 % faster than leaving it to LLVM in four paired
-timings, best of 15, of 2M packets from six mixed shared captures); all
-helpers live in this module because numba's on-disk cache does not see changes in other
-modules. The LINKTYPE constants come from :mod:`pipeline.ingest.linktypes` and are frozen into
-the compiled kernel (they are constants of the file formats).
+Kernel layout (../shared/perf-notes.md): one ``@njit_cached()`` (``njit(cache=True)``,
+:mod:`pipeline.kernels.jit`) loop over packets; per-layer helpers return tuples of scalars (helpers
+that take output arrays were 4x slower) and are ``inline="always"`` (numba-level inlining: 5-25 %
+faster than leaving it to LLVM in four paired timings, best of 15, of 2M packets from six mixed
+shared captures); all helpers live in this module because numba's on-disk cache does not see
+changes in other modules. The LINKTYPE constants come from :mod:`pipeline.ingest.linktypes` and are
+frozen into the compiled kernel (they are constants of the file formats).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from pipeline.ingest.columns import PACKET_COLUMNS
 from pipeline.ingest.linktypes import (
@@ -74,6 +73,7 @@ from pipeline.ingest.linktypes import (
     LINKTYPE_RAW_12,
     LINKTYPE_RAW_14,
 )
+from pipeline.kernels.jit import njit_cached
 
 #: Columns produced by :func:`decode_fields` (all of PACKET_COLUMNS except the framing ones).
 FRAMING_COLUMNS: tuple[str, ...] = ("ts_ns", "wire_len", "cap_len", "interface", "linktype")
@@ -98,24 +98,24 @@ _IPV4_MAPPED_PREFIX = np.uint64(0xFFFF) << np.uint64(32)   # lo half of ::ffff:0
 
 # --- byte readers (big-endian; caller guarantees bounds) --------------------------------------
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _be16(buf, p):
     return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _be32(buf, p):
     return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
             | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3]))
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _be48(buf, p):
     """6 big-endian bytes at ``p`` (a MAC) as uint64."""
     return np.uint64((_be16(buf, p) << 32) | _be32(buf, p + 2))
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _be64(buf, p):
     """8 big-endian bytes at ``p`` (half an IPv6 address) as uint64."""
     return (np.uint64(_be32(buf, p)) << _U32) | np.uint64(_be32(buf, p + 4))
@@ -123,7 +123,7 @@ def _be64(buf, p):
 
 # --- link layer ---------------------------------------------------------------------------------
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _vlan_walk(buf, p, end, ethertype):
     """Walk 802.1Q/802.1ad/QinQ tags from ``p`` (just after a type field holding ``ethertype``).
 
@@ -145,7 +145,7 @@ def _vlan_walk(buf, p, end, ethertype):
     return p, ethertype, vlan_id, depth
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _mpls_walk(buf, p, end, ethertype):
     """Skip an MPLS label stack (ethertype 0x8847/0x8848) starting at ``p``.
 
@@ -164,7 +164,7 @@ def _mpls_walk(buf, p, end, ethertype):
     return -1, _MPLS_NIBBLE
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _family_ethertype(family):
     """BSD loopback address family -> ethertype (AF_INET 2; AF_INET6 24 (NetBSD/OpenBSD), 28
     (FreeBSD), 30 (macOS)); 0 for anything else."""
@@ -175,7 +175,7 @@ def _family_ethertype(family):
     return 0
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _link(buf, off, end, linktype):
     """Decode the link-layer header of the packet captured in ``buf[off:end]``.
 
@@ -229,7 +229,7 @@ def _link(buf, off, end, linktype):
 
 # --- network layer ------------------------------------------------------------------------------
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _ipv4(buf, p, end, derived_total_len):
     """IPv4 header at ``p`` (20 bytes captured, version 4 checked by the caller).
 
@@ -257,7 +257,7 @@ def _ipv4(buf, p, end, derived_total_len):
     return True, total_len, ihl * 4, proto, src_lo, dst_lo, fragment, from_header
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _ipv6(buf, p, end, derived_total_len):
     """IPv6 header at ``p`` (40 bytes captured, version 6 checked by the caller), walking the
     extension headers as far as captured.
@@ -321,7 +321,7 @@ def _ipv6(buf, p, end, derived_total_len):
 
 # --- transport layer ----------------------------------------------------------------------------
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _l4(buf, q, end, proto, ip_payload_len, first_fragment):
     """TCP/UDP header at ``q`` (readable up to ``end``). Returns (src_port, dst_port, tcp_flags,
     payload_len); see the module docstring for the rules on cut or odd headers."""
@@ -360,7 +360,7 @@ def _l4(buf, q, end, proto, ip_payload_len, first_fragment):
 
 # --- the kernel ---------------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def _decode_kernel(buf, data_off, cap_len, wire_len, linktype,
                    ethertype_out, vlan_id_out, vlan_depth_out, src_mac_out, dst_mac_out,
                    ip_version_out, src_ip_hi_out, src_ip_lo_out, dst_ip_hi_out, dst_ip_lo_out,

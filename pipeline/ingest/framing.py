@@ -39,9 +39,10 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from pipeline.ingest.linktypes import PCAP_LINKTYPE_MASK, PCAP_LINKTYPE_RESERVED_MASK, linktype_label
+from pipeline.ingest.magic import PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC, PCAPNG_SHB
+from pipeline.kernels.jit import njit_cached
 
 # ---- kernel status codes --------------------------------------------------------------------
 ST_NEED_MORE = 0
@@ -65,7 +66,6 @@ MAX_CAPLEN = 262144
 #: pcapng blocks longer than this are treated as damage (packet blocks are at most ~256 KiB plus options).
 MAX_BLOCK_LEN = 64 << 20
 
-PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_IDB = 0x00000001
 PCAPNG_OPB = 0x00000002
 PCAPNG_SPB = 0x00000003
@@ -81,14 +81,14 @@ def new_stats() -> np.ndarray:
     return s
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def _u16(buf, p, big):
     if big:
         return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
     return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def _u32(buf, p, big):
     if big:
         return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
@@ -97,7 +97,7 @@ def _u32(buf, p, big):
             | (np.int64(buf[p + 2]) << 16) | (np.int64(buf[p + 3]) << 24))
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def _note(stats, kind, record, offset, a, b):
     stats[kind, 0] += 1
     if stats[kind, 1] < 0:
@@ -107,7 +107,7 @@ def _note(stats, kind, record, offset, a, b):
         stats[kind, 4] = b
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def frame_pcap(buf, pos, end, big_endian, ts_scale, frac_limit, snaplen, max_caplen,
                data_off, cap_len, wire_len, ts_ns, n0, stats, rec_base, file_base):
     """Walk pcap records in ``buf[pos:end]``; fill outputs from index ``n0``.
@@ -147,7 +147,7 @@ def frame_pcap(buf, pos, end, big_endian, ts_scale, frac_limit, snaplen, max_cap
         pos += 16 + incl
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def _pcapng_ts_ns(hi, lo, mul, div, shift, off_ns):
     """64-bit pcapng timestamp (``hi``/``lo`` halves, in if_tsresol units) to int64 ns.
 
@@ -180,7 +180,7 @@ def _pcapng_ts_ns(hi, lo, mul, div, shift, off_ns):
     return ns, False
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def frame_pcapng(buf, pos, end, big_endian, if_base, n_if, if_linktype, if_snaplen,
                  if_ts_mul, if_ts_div, if_ts_shift, if_ts_off_ns, max_caplen, max_block_len,
                  prev_ts, data_off, cap_len, wire_len, ts_ns, interface, linktype, n0, stats,
@@ -345,23 +345,6 @@ class PcapHeader:
     snaplen: int
     linktype: int
     warnings: list[str] = field(default_factory=list)
-
-
-PCAP_MAGIC_USEC = 0xA1B2C3D4
-PCAP_MAGIC_NSEC = 0xA1B23C4D
-
-
-def sniff_format(head: bytes) -> str | None:
-    """``"pcap"``, ``"pcapng"`` or None from the first 4 bytes (either byte order)."""
-    if len(head) < 4:
-        return None
-    le = struct.unpack("<I", head[:4])[0]
-    be = struct.unpack(">I", head[:4])[0]
-    if le in (PCAP_MAGIC_USEC, PCAP_MAGIC_NSEC) or be in (PCAP_MAGIC_USEC, PCAP_MAGIC_NSEC):
-        return "pcap"
-    if le == PCAPNG_SHB:
-        return "pcapng"
-    return None
 
 
 def parse_pcap_header(head: bytes) -> PcapHeader:

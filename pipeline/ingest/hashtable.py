@@ -10,17 +10,18 @@ each slot accumulates packets, bytes, payload bytes and first/last timestamp (ns
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from pipeline.kernels.jit import njit_cached
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _mix(h, w):
     h ^= w + np.uint64(0x9E3779B97F4A7C15) + (h << np.uint64(6)) + (h >> np.uint64(2))
     h *= np.uint64(0xBF58476D1CE4E5B9)
     return h ^ (h >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit_cached()
 def _hash_row(keys, i, n_words):
     """The hash of key row ``i``: the same as ``_insert2``/``_insert5`` compute from scalars, so a
     table grown by :func:`rehash_kernel` is found again by the trace-statistics kernel."""
@@ -30,7 +31,7 @@ def _hash_row(keys, i, n_words):
     return h
 
 
-@njit(cache=True)
+@njit_cached()
 def _insert(tab_keys, tab_used, keys, i, n_words, mask):
     """Slot of key row ``i`` in the table, inserting it if absent; returns (slot, is_new)."""
     slot = np.int64(_hash_row(keys, i, n_words) & mask)
@@ -50,7 +51,7 @@ def _insert(tab_keys, tab_used, keys, i, n_words, mask):
         slot = (slot + 1) & mask
 
 
-@njit(cache=True)
+@njit_cached()
 def rehash_kernel(o_keys, o_used, o_packets, o_bytes, o_payload, o_first, o_last,
                   tab_keys, tab_used, tab_packets, tab_bytes, tab_payload, tab_first, tab_last):
     """Move every used slot of the old table into the (larger, empty) new one, aggregates intact."""
@@ -120,7 +121,7 @@ class KeyAggregator:
 N_COUNTS = 20
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _insert2(tab_keys, tab_used, a, b, mask):
     h = _mix(_mix(np.uint64(0x9E3779B97F4A7C15), a), b)
     slot = np.int64(h & mask)
@@ -135,7 +136,7 @@ def _insert2(tab_keys, tab_used, a, b, mask):
         slot = (slot + 1) & mask
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _insert5(tab_keys, tab_used, a, b, c, d, e, mask):
     h = _mix(_mix(_mix(_mix(_mix(np.uint64(0x9E3779B97F4A7C15), a), b), c), d), e)
     slot = np.int64(h & mask)
@@ -154,7 +155,7 @@ def _insert5(tab_keys, tab_used, a, b, c, d, e, mask):
         slot = (slot + 1) & mask
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _cached2(tab_keys, tab_used, a, b, mask, c0, c1):
     """``_insert2`` with a two-entry cache of recent slots (consecutive packets share hosts)."""
     if c0 >= 0 and tab_keys[c0, 0] == a and tab_keys[c0, 1] == b:
@@ -164,13 +165,13 @@ def _cached2(tab_keys, tab_used, a, b, mask, c0, c1):
     return _insert2(tab_keys, tab_used, a, b, mask)
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _same5(tab_keys, slot, a, b, c, d, e):
     return (slot >= 0 and tab_keys[slot, 4] == e and tab_keys[slot, 1] == b and tab_keys[slot, 3] == d
             and tab_keys[slot, 0] == a and tab_keys[slot, 2] == c)
 
 
-@njit(cache=True, inline="always")
+@njit_cached(inline="always")
 def _account(slot, is_new, t_packets, t_bytes, t_payload, t_first, t_last, wire, payload, ts):
     if is_new:
         t_first[slot] = ts
@@ -184,7 +185,7 @@ def _account(slot, is_new, t_packets, t_bytes, t_payload, t_first, t_last, wire,
         t_last[slot] = ts
 
 
-@njit(cache=True)
+@njit_cached()
 def trace_stats_kernel(counts, ts_ns, wire_len, cap_len, ip_version, ip_proto, vlan_depth, payload_len,
                        src_hi, src_lo, dst_hi, dst_lo, src_port, dst_port,
                        h_keys, h_used, h_room,

@@ -47,6 +47,7 @@ from pipeline.ingest import framing as fr
 from pipeline.ingest.columns import PacketChunk
 from pipeline.ingest.decode import FRAMING_COLUMNS, decode_fields
 from pipeline.ingest.linktypes import is_supported, linktype_label
+from pipeline.ingest.magic import PCAPNG_SHB, sniff_format
 from pipeline.ingest.source import ByteSource
 
 DEFAULT_BLOCK_SIZE = 16 << 20
@@ -274,7 +275,7 @@ class _PcapngFramer:
         if end - pos < 8:
             return None
         btype = struct.unpack("<I", bytes(buf[pos:pos + 4]))[0]
-        if btype == fr.PCAPNG_SHB:
+        if btype == PCAPNG_SHB:
             try:
                 shb = fr.parse_shb(buf, pos, end)
             except ValueError as e:
@@ -436,7 +437,7 @@ class TraceReader:
                            + (f" ({src.stream_error})" if src.stream_error else ""))
             self._fail("empty file (0 bytes)")
         head = bytes(self._buf[:4])
-        fmt = fr.sniff_format(head)
+        fmt = sniff_format(head)
         if fmt is None:
             inner = f" after {src.compression} decompression" if src.compression else ""
             self._fail(f"not a pcap or pcapng capture (unknown magic 0x{head.hex()}{inner})", offset=0)
@@ -464,7 +465,7 @@ class TraceReader:
             end = self._fill
             if end - self._pos >= 8 and fm.sections:
                 btype = struct.unpack(fm._order() + "I", bytes(self._buf[self._pos:self._pos + 4]))[0]
-                if btype not in (fr.PCAPNG_SHB, fr.PCAPNG_IDB):
+                if btype not in (PCAPNG_SHB, fr.PCAPNG_IDB):
                     return
             try:
                 new = fm.python_block(self._buf, self._pos, end, self._stats, 1, self._base)

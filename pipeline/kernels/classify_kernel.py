@@ -15,9 +15,9 @@ in the numpy version); its guest is the lowest-numbered guest matching that side
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from pipeline.ingest.addresses import prefix_masks
+from pipeline.kernels.jit import njit_cached
 
 SPEC_IP, SPEC_MAC = 0, 1
 # spec_table columns (uint64)
@@ -45,7 +45,7 @@ def spec_table(host_specs: list, guest_specs: list[tuple[str, list]]) -> np.ndar
     return table
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit_cached(nogil=True, inline="always")
 def _mix64(x):
     x ^= x >> np.uint64(33)
     x *= np.uint64(0xFF51AFD7ED558CCD)
@@ -55,7 +55,7 @@ def _mix64(x):
     return x
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit_cached(nogil=True, inline="always")
 def _spec_match(specs, j, ip_version, ip_hi, ip_lo, mac):
     if specs[j, S_KIND] == SPEC_MAC:
         return mac == np.uint64(specs[j, S_MAC])
@@ -65,7 +65,7 @@ def _spec_match(specs, j, ip_version, ip_hi, ip_lo, mac):
             and (ip_lo & np.uint64(specs[j, S_MASK_LO])) == np.uint64(specs[j, S_VALUE_LO]))
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def classify_kernel(specs, has_guests, ip_version, src_ip_hi, src_ip_lo, dst_ip_hi, dst_ip_lo, src_mac,
                     dst_mac, direction, guest, remote_key):
     """Fill ``direction`` (int8: 0 RX, 1 TX, -1 neither), ``guest`` (int32; 0 unless ``has_guests``)

@@ -11,10 +11,11 @@ The values are the same (the same float64 operations, in the same order, for ``s
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from pipeline.kernels.jit import njit_cached
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def compact_host_packets(direction, guest, remote_key, ts_ns, wire_len, payload_len, ip_total_len, ip_proto,
                          first_index, split_mss, mtu,
                          out_index, out_ts_ns, out_direction, out_guest, out_wire, out_payload, out_nseg,

@@ -45,7 +45,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from pipeline.kernels.jit import njit_cached
 
 N_COMPONENTS = 8
 DOMAIN_SWITCH_COMPONENT = 4  # components.COMPONENT_INDEX["domain_switch"]
@@ -62,7 +63,7 @@ LAT_BINS = LAT_SUB * 64
 LAT_EDGES = 2.0 ** (np.arange(1, LAT_SUB) / LAT_SUB)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit_cached(nogil=True, inline="always")
 def _hash_slot(key, mask):
     h = key ^ (key >> np.uint64(31))
     h = h * np.uint64(0x9E3779B97F4A7C15)
@@ -70,7 +71,7 @@ def _hash_slot(key, mask):
     return np.int64(h & np.uint64(mask))
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit_cached(nogil=True, inline="always")
 def _lat_bin(lat):
     """Histogram bin of a latency (ns; negative counts as 0): floor(log2(lat + 1) * LAT_SUB), capped
     at LAT_BINS - 1, from the binary exponent and LAT_SUB - 1 comparisons of the mantissa.
@@ -94,7 +95,7 @@ def _lat_bin(lat):
     return b
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit_cached(nogil=True, inline="always")
 def _close_segment(cpu_busy, acc_cpu_cycles, k, cpu, start, cycles, ns_per_cycle, cap):
     """End a CPU segment of ``cycles`` started at ``start``: the CPU is busy until its end, and its
     cycles are charged. Returns (end time, whether the CPU's charged cycles now exceed ``cap``)."""
@@ -105,7 +106,7 @@ def _close_segment(cpu_busy, acc_cpu_cycles, k, cpu, start, cycles, ns_per_cycle
     return end, acc > cap
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def _bridge_insert(keys, ports, seen, k, key, port, t, ageing_ns):
     """Insert ``key`` (known to be absent) into an empty or aged-out slot; the slot, or -1 if full."""
     cap = keys.shape[1]
@@ -121,7 +122,7 @@ def _bridge_insert(keys, ports, seen, k, key, port, t, ageing_ns):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def _bridge_find(keys, k, key):
     """The slot holding ``key``, or -1."""
     cap = keys.shape[1]
@@ -137,7 +138,7 @@ def _bridge_find(keys, k, key):
     return -1
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit_cached(nogil=True, error_model="numpy")
 def replay_kernel(ts_ns, direction, guest, wire_bytes, payload_bytes, nseg, remote_key,
                   comp_cost, bridge_comp,
                   n_runs, run_ctx, run_cost, run_bridge, run_release,

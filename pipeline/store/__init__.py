@@ -13,9 +13,12 @@ __all__ = [
 ]
 
 
+_HOME = dict.fromkeys(("METADATA_KEY", "SCHEMA_VERSION", "atomic_output"), "pipeline.store.files")
+
+
 def __getattr__(name: str) -> Any:
-    # imported on first use (PEP 562): pipeline.store.layout and .packets stay free of pyarrow
+    # imported on first use (PEP 562): pipeline.store.layout, .files and .packets stay free of pyarrow
     # (~0.03 s), which `pipeline replay` imports on a background thread while its kernels run
     if name in __all__:
-        return getattr(importlib.import_module("pipeline.store.parquet"), name)
+        return getattr(importlib.import_module(_HOME.get(name, "pipeline.store.parquet")), name)
     raise AttributeError(f"module 'pipeline.store' has no attribute {name!r}")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,45 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import __version__
-
-#: Schema-metadata key holding the JSON provenance document.
-METADATA_KEY = b"pipeline"
-#: Version of the results layout; readers refuse other versions with a clear message.
-SCHEMA_VERSION = 1
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from pipeline.store.files import METADATA_KEY, SCHEMA_VERSION, atomic_output
 
 
 def provenance(extra: dict[str, Any]) -> dict[bytes, bytes]:
     """Schema metadata for a results file: ``extra`` plus schema and tool versions, as JSON."""
     doc = {"schema_version": SCHEMA_VERSION, "tool_version": __version__, **extra}
     return {METADATA_KEY: json.dumps(doc, default=str, sort_keys=True).encode()}
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it to ``path`` only if the block succeeds.
-
-    The temporary file is not created here (a random name, created by the block's writer): a file
-    created empty and then opened again with O_TRUNC (what mkstemp plus a writer does) is flushed
-    to disk by ext4 when it is closed (auto_da_alloc), which cost 27 ms on the 76 MB packets.parquet
-    of a 2M-packet replay; a file created by its writer is not.
-    """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:16]}.tmp"
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # results are ordinary files, whatever the writer's mode
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def write_table_atomic(table: pa.Table, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
