@@ -10,6 +10,10 @@ this module before it forks any worker. With ``PIPELINE_FORKSERVER=1`` in its en
   so numba's start-up (~0.1 s), the loading (or, on a cold cache, the compiling) of every kernel
   signature a replay uses and the writer's first-use costs happen once, in the fork server; workers
   forked from it inherit all that instead of paying ~0.2 s each on their first trace;
+- keeps the garbage collector off while it imports and warms up (its collections found nothing and
+  cost ~0.035 s of the fork server's ~0.29 s), then freezes what is loaded (``gc.freeze``): a
+  worker's collections never walk those objects, nor write to (and so copy) the pages they share
+  with the fork server;
 - makes the fork server's own exit skip interpreter teardown (``os._exit`` at exit; it has no
   files to flush), which the coordinator otherwise waits ~0.1 s for.
 
@@ -21,6 +25,7 @@ threading layer (no ``parallel=True`` kernel).
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import struct
 import tempfile
@@ -71,10 +76,14 @@ def warm_up() -> None:
 
 
 def _prepare_fork_server() -> None:
+    gc.disable()  # the imports allocate ~10^5 long-lived objects: collections then find nothing
     try:
         warm_up()
     except Exception:  # noqa: BLE001, S110 - workers then load their kernels themselves
         pass
+    finally:
+        gc.freeze()  # what is loaded now lives as long as the process: its workers' collections skip it
+        gc.enable()
     atexit.register(os._exit, 0)
 
 

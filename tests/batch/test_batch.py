@@ -238,3 +238,35 @@ def test_local_workers_share_out_the_jobs_cpus(monkeypatch):
     assert runner._cpu_groups(4, 1) == [[0, 1, 2, 3]]
     assert runner._cpu_groups(4, 3) == [[0, 3], [1], [2]]
     assert runner._cpu_groups(8, 8) == [[0], [1], [2], [3], [5]]  # more jobs than CPUs: each CPU once
+
+
+def _worker_state() -> dict:
+    """Run in a worker forked from the batch fork server: what it inherited."""
+    import gc
+    import os
+    import sys
+
+    from pipeline.kernels import replay_kernel
+
+    return {"frozen": gc.get_freeze_count(), "blas": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "replay_kernel_loaded": bool(replay_kernel.replay_kernel.overloads),
+            "pyarrow": "pyarrow.parquet" in sys.modules}
+
+
+def test_fork_server_workers_start_warm(monkeypatch):
+    """Workers start with the replay kernel loaded, pyarrow imported, the warm-up's objects frozen
+    out of their garbage collections, and one BLAS thread (the server starts before the CLI sets it)."""
+    import concurrent.futures as cf
+
+    from pipeline.batch.forkserver import start_forkserver, stop_forkserver
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    stop_forkserver()  # a server left by an earlier test may predate this environment
+    try:
+        with cf.ProcessPoolExecutor(max_workers=1, mp_context=start_forkserver()) as pool:
+            state = pool.submit(_worker_state).result(timeout=120)
+    finally:
+        stop_forkserver()
+    assert state["replay_kernel_loaded"] and state["pyarrow"]
+    assert state["frozen"] > 10_000
+    assert state["blas"] == "1"
