@@ -1,6 +1,6 @@
 """Replay a trace through the architectures' cost models: the library entry the API and CLI call.
 
-Interface::
+Interface (ReplayConfig and resolve_models live in :mod:`pipeline.config`, re-exported here)::
 
     @dataclass
     class ReplayConfig:            # everything resolved; to_dict() is JSON-safe (Parquet metadata)

@@ -29,8 +29,9 @@ default 10^-6) plus ``if_tsoffset`` seconds. Simple Packet Blocks carry no times
 previous packet's timestamp in the file (0 if none yet). Values beyond int64 nanoseconds (after
 year 2262) are clamped to the int64 maximum and counted.
 
-numba rules followed: kernels take arrays and plain numbers only, ``cache=True``, helpers live in
-this module, ``nogil=True`` so a hash thread can run beside them.
+numba rules followed: kernels take arrays and plain numbers only, ``cache=True``
+(:func:`pipeline.kernels.jit.njit_cached`), helpers live in this module, ``nogil=True`` so a hash
+thread can run beside them.
 """
 
 from __future__ import annotations

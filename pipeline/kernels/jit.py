@@ -6,8 +6,9 @@ process. :func:`njit_cached` adds one thing: a lighter load from that cache.
 
 numba's ``Cache.load_overload`` calls ``target_context.refresh()`` before it loads anything. That
 installs every lowering and typing registry numba has (the code generators for all of Python and
-NumPy, ~70 more modules imported): what compiling needs, not what loading object code needs. It cost
-~0.055 s of every process start here (measured in the batch fork server's warm-up: 0.135 -> 0.080 s;
+NumPy, ~60 more modules imported): what compiling needs, not what loading object code needs. It cost
+~0.05 s of every process start here (the batch fork server's warm-up went from 0.135 to 0.080 s;
+a reviewer's separate measurement gave 0.045-0.05 s;
 `pipeline replay` pays it too). Loading cached object code needs the NRT (numba's runtime, whose
 functions the object code links against; ``rtsys.initialize``) and the codegen, nothing else. numba
 PR #2202 (2016) added the refresh to fix a context that was not initialised at all when loading from
@@ -16,11 +17,16 @@ the cache (issue #2198); numba PR #9806 (2024, not merged) proposed refreshing o
 needs the registries (no dynamic globals, no closures over objects).
 
 So the dispatchers made here load with ``rtsys.initialize`` instead of the full refresh, and fall
-back to numba's own ``load_overload`` if that raises. Compiling (a cold cache, or new argument
-types) is untouched: numba's compiler refreshes the context itself. Only this package's dispatchers
-are affected (not other numba code in the same process), and only when numba has the internals this
-relies on (``Cache._load_overload``, ``numba.core.runtime.rtsys``); otherwise, and under
-``NUMBA_DISABLE_JIT`` (no dispatcher at all), this is plain ``njit(cache=True)``.
+back to numba's own ``load_overload`` if that raises. That covers Python exceptions, not object code
+linking against a symbol only the refresh registers: for these kernels every undefined symbol in
+their cached object code (NRT, CPython C API, numba's helpers, libm) is defined once the target
+context exists and the NRT is initialised (check again for a kernel using other numba features).
+Compiling (a cold cache, or new argument types) is untouched: numba's compiler refreshes the context
+itself. Only this package's dispatchers are affected (not other numba code in the same process),
+and only when numba has the internals this relies on (``Cache._load_overload``,
+``numba.core.runtime.rtsys``) and not on Windows (where numba's load also tolerates spurious
+file-permission errors, the light one would not); otherwise, and under ``NUMBA_DISABLE_JIT`` (no
+dispatcher at all), this is plain ``njit(cache=True)``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ class LightCacheLoads:
         self.light_loads = 0  # loads served without the full refresh (tests read it)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "cache":  # not set yet (copy/pickle build the object without __init__): no recursion
+            raise AttributeError(name)
         return getattr(self.cache, name)
 
     def load_overload(self, sig: Any, target_context: Any) -> Any:

@@ -101,3 +101,12 @@ def test_njit_cached_is_njit_with_cache():
     if os.environ.get("NUMBA_DISABLE_JIT") != "1":
         assert add.targetoptions["nogil"] is True
         assert isinstance(add._cache, jit.LightCacheLoads) == jit.LIGHT_LOADS
+
+
+def test_light_cache_copies_without_recursion():
+    """copy/pickle build the proxy without __init__: looking up its own ``cache`` must not recurse."""
+    import copy
+
+    fake = _FakeNumbaCache(private_fails=False)
+    dup = copy.copy(jit.LightCacheLoads(fake))
+    assert dup.cache is fake and dup.cache_path == "/nowhere"
