@@ -7,9 +7,8 @@ process. :func:`njit_cached` adds one thing: a lighter load from that cache.
 numba's ``Cache.load_overload`` calls ``target_context.refresh()`` before it loads anything. That
 installs every lowering and typing registry numba has (the code generators for all of Python and
 NumPy, ~60 more modules imported): what compiling needs, not what loading object code needs. It cost
-~0.05 s of every process start here (the batch fork server's warm-up went from 0.135 to 0.080 s;
-a reviewer's separate measurement gave 0.045-0.05 s;
-`pipeline replay` pays it too). Loading cached object code needs the NRT (numba's runtime, whose
+~0.05 s of every process start here (the batch fork server's warm-up went from 0.135 to 0.080 s,
+a separate measurement gave 0.045-0.05 s; `pipeline replay` pays it too). Loading cached object code needs the NRT (numba's runtime, whose
 functions the object code links against; ``rtsys.initialize``) and the codegen, nothing else. numba
 PR #2202 (2016) added the refresh to fix a context that was not initialised at all when loading from
 the cache (issue #2198); numba PR #9806 (2024, not merged) proposed refreshing only for functions with
