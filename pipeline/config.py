@@ -4,8 +4,9 @@ Kept apart from :mod:`pipeline.replay` (whose numba kernels cost ~0.15 s of impo
 ``pipeline batch`` coordinator can check a configuration (exit 2 before any work is fanned out) and
 ship it to its workers without importing numba or pyarrow: while it plans, its fork server imports
 and warms up on the other core, and any CPU the coordinator spends then slows that (the two share
-the machine; measured ~0.05 s on the 2-core benchmark machine). ``pipeline.replay`` re-exports both
-names. Fields: see the interface in :mod:`pipeline.replay`'s docstring.
+the machine: a concurrent process importing numba slowed the fork server by ~0.04-0.06 s on the
+2-core benchmark machine). ``pipeline.replay`` re-exports both names. Fields: see the interface in
+:mod:`pipeline.replay`'s docstring.
 """
 
 from __future__ import annotations

@@ -37,10 +37,9 @@ from typing import Any
 from numba import njit
 
 try:
-    from numba.core.caching import Cache as _NumbaCache
     from numba.core.runtime import rtsys as _rtsys
 
-    LIGHT_LOADS = hasattr(_NumbaCache, "_load_overload") and hasattr(_rtsys, "initialize") and os.name != "nt"
+    LIGHT_LOADS = hasattr(_rtsys, "initialize") and os.name != "nt"  # (each cache is checked in njit_cached)
 except ImportError:  # pragma: no cover - another numba layout
     LIGHT_LOADS = False
 
