@@ -2,10 +2,9 @@
 
 Kept apart from :mod:`pipeline.ingest.framing` (whose numba kernels cost ~0.15 s of imports) so that
 ``pipeline batch`` can find captures by their magic bytes (:mod:`pipeline.batch.discover`) while the
-fork server, not the coordinator, pays for numba. Magic values: pcap per
-draft-ietf-opsawg-pcap section 4 (the usec and nsec variants, read in either byte order), pcapng's
-Section Header Block type per draft-ietf-opsawg-pcapng section 4.1 (a palindrome: the same in
-either byte order).
+fork server, not the coordinator, pays for numba. Magic values (the specifications
+:mod:`pipeline.ingest.framing` cites): pcap's file-header magic, usec and nsec variants, read in
+either byte order; pcapng's Section Header Block type, the same in either byte order.
 """
 
 from __future__ import annotations
