@@ -238,7 +238,8 @@ class _Source:
     def __init__(self, trace: Any, chunk_packets: int, sha256: Future | None = None) -> None:
         self.trace = trace
         self.chunk_packets = chunk_packets
-        self.sha256 = sha256  # the file's hash, computed elsewhere: the reader then does not hash
+        # the file's hash, computed elsewhere or by the first pass's reader: later passes do not hash
+        self.sha256 = sha256
         self.info: dict[str, Any] = {}
         self.warnings: list[str] = []
 
@@ -256,7 +257,10 @@ class _Source:
                     yield ch
                 self.info = reader.info.to_dict()
                 self.warnings = list(reader.info.warnings)
-            if self.sha256 is not None:
+            if self.sha256 is None:  # hashed by this first pass: the saturation passes need not hash again
+                self.sha256 = Future()
+                self.sha256.set_result(self.info["sha256"])
+            else:
                 try:
                     self.info["sha256"] = self.sha256.result()
                 except OSError as e:

@@ -124,3 +124,22 @@ def test_prepare_chunk_kernel_equals_numpy(bundled_traces, trace, hosts, guests,
             np.testing.assert_array_equal(a, b, err_msg=f)
         if segments == "mss" and "tso" in trace:
             assert fast.nseg.max() > 1  # super-segments were split: the comparison covers that path
+
+
+def test_saturation_passes_reading_the_file_do_not_hash_it_again(bundled_traces, monkeypatch):
+    import pipeline.ingest
+    from pipeline.ingest.source import file_sha256
+
+    f = bundled_traces / "iperf3_mtu1500_3guests_snap96.pcap"
+    opened = []
+    real = pipeline.ingest.open_trace
+
+    def spy(path, **kw):
+        opened.append(kw.get("sha256", False))
+        return real(path, **kw)
+
+    monkeypatch.setattr(pipeline.ingest, "open_trace", spy)
+    res, _ = _run(f, threads=2, chunk_packets=3000, cache_packets=0)
+    assert len(opened) >= 3  # the main pass and at least two saturation passes read the file
+    assert opened[0] and not any(opened[1:])  # hashed while first read, only then
+    assert res.trace["sha256"] == file_sha256(f)

@@ -125,9 +125,11 @@ class GuestTraces:
         if self.mapping is None:
             self.open()
         n = len(self.paths)
+        # each member is hashed while the first pass reads it: later (saturation) passes need not hash again
+        hashes = [info.get("sha256") for info in self.infos]
         with contextlib.ExitStack() as stack:
-            readers = [stack.enter_context(open_trace(p, chunk_packets=self.chunk_packets, sha256=True))
-                       for p in self.paths]
+            readers = [stack.enter_context(open_trace(p, chunk_packets=self.chunk_packets, sha256=h is None))
+                       for p, h in zip(self.paths, hashes, strict=True)]
             iters = [iter(r) for r in readers]
             bufs: list[PacketChunk | None] = [None] * n
             eff: list[np.ndarray] = [np.zeros(0, np.int64)] * n
@@ -143,6 +145,7 @@ class GuestTraces:
                         if ch is None:
                             exhausted[k] = True
                             self.infos[k] = readers[k].info.to_dict()
+                            self.infos[k]["sha256"] = hashes[k] or self.infos[k]["sha256"]
                             warnings += [f"{self.names[k]}: {w}" for w in readers[k].info.warnings]
                             bufs[k] = None
                             break

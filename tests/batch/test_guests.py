@@ -127,3 +127,24 @@ def test_a_bad_member_fails_its_group_with_the_members_name(tmp_path, group_dir,
     assert res.exit_code == 1 and len(res.ok) == 1 and len(res.failed) == 1
     assert "broken.pcap" in res.failed[0]["reason"] and "header cut short" in res.failed[0]["reason"]
     assert len(res.failed[0]["inputs"]) == 3
+
+
+def test_a_group_is_hashed_on_its_first_pass_only(bundled_traces, monkeypatch):
+    import pipeline.batch.guests as guests_mod
+    from pipeline.ingest.source import file_sha256
+
+    paths = [bundled_traces / "iperf3_mtu1500_snap96.pcap", bundled_traces / "iperf3_mtu552_snap96.pcap"]
+    hashed: list[bool] = []
+    real = guests_mod.open_trace
+
+    def spy(path, **kw):
+        hashed.append(kw.get("sha256", False))
+        return real(path, **kw)
+
+    monkeypatch.setattr(guests_mod, "open_trace", spy)
+    g = GuestTraces(paths, ["a", "b"], hosts=["10.99.0.2"]).open()
+    hashed.clear()  # open() reads each member's first chunk only
+    run_replay(g, ReplayConfig(archs=["linux"], hosts=["10.99.0.2"], cache_packets=0), mapping=g.mapping)
+    assert len(hashed) >= 2 * len(paths)  # the main pass and at least one saturation pass
+    assert hashed[:len(paths)] == [True] * len(paths) and not any(hashed[len(paths):])
+    assert [i["sha256"] for i in g.infos] == [file_sha256(p) for p in paths]
