@@ -53,6 +53,7 @@ def test_kernel_written_block_and_copied_arrays_give_the_same_rows(tmp_path) -> 
             comp[:] = cols["completion_ns"]
             drop[:] = cols["dropped"]
             w("linux", {k: v for k, v in cols.items()}, out=block)
+        assert w._n_blocks == 1  # out= is queued as it is, not copied into a second block
         w.close(lambda a: {"k": 1}, commit=True)
     a, b = (pq.read_table(p) for p in paths.values())
     assert a.num_rows == n and a.equals(b)
