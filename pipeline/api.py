@@ -56,7 +56,6 @@ def inspect_trace(path: str | os.PathLike, *, top: int = 10, progress: ProgressF
 # --- replay --------------------------------------------------------------------------------------
 
 
-
 def _import_for_results() -> None:
     """Import the output side's heavy module (run on a background thread by :func:`replay`)."""
     try:

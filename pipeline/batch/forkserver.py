@@ -58,7 +58,10 @@ def prestart(argv: list[str]) -> None:
     """Start the fork server at once when ``argv`` (the command line after the program name) is a
     local ``pipeline batch`` run: called before the CLI's own imports (~0.05 s of typer and rich),
     so the server's warm-up starts that much earlier. Anything else (another command, ``--help``,
-    a Dask scheduler) starts nothing; the batch command itself starts the server if this did not."""
+    a Dask scheduler) starts nothing; the batch command itself starts the server if this did not.
+    A batch command line that fails before :func:`pipeline.batch.run_batch` (a usage error) does not
+    stop the server: it finishes its warm-up and exits by itself once it sees this process gone
+    (stopping it, which waits for the server to exit, would hold the exit until the warm-up is done)."""
     if (argv[:1] == ["batch"] and not any(a in ("--help", "--scheduler") or a.startswith("--scheduler=")
                                           for a in argv)
             and not os.environ.get("DASK_SCHEDULER_ADDRESS")):

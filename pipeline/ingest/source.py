@@ -9,9 +9,10 @@ by file name.
 The SHA-256 (only when asked for: ``ByteSource(path, sha256=True)``) is of the raw file bytes as
 stored (compressed bytes for a compressed file), computed while streaming. It is opt-in because it
 is provenance, not ingest: SHA-256 runs at ~2.1 GB/s here, so hashing a 204 MB file costs 0.1 s of
-CPU, about as much as framing and decoding it (tests/benchmarks/bench_ingest.py). For plain files the hash of each block runs in a helper thread (hashlib releases
-the GIL) while the numba kernels frame and decode the same block; :meth:`ByteSource.sync` waits for
-it and must be called before the caller overwrites the buffer.
+CPU, about as much as framing and decoding it (tests/benchmarks/bench_ingest.py). For plain files
+the hash of each block runs in a helper thread (hashlib releases the GIL) while the numba kernels
+frame and decode the same block; :meth:`ByteSource.sync` waits for it and must be called before
+the caller overwrites the buffer.
 
 A damaged compressed stream (bad gzip CRC, cut zstd frame) ends the stream early: ``readinto``
 returns 0 from there and ``stream_error`` says what happened, so the reader can keep the packets

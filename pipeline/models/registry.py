@@ -272,7 +272,9 @@ class CompiledArch:
     run_ctx: np.ndarray = None       # int64[2, R]
     run_cost: np.ndarray = None      # float64[2, R, 6] summed stage costs
     run_bridge: np.ndarray = None    # int64[2, R] 1 if the run has a bridge stage
-    run_release: np.ndarray = None   # int64[2] run ending with the release stage (the last descriptor stage: its end frees the NIC descriptor (RX) / hands to the link (TX))
+    # int64[2] run ending with the release stage (the last descriptor stage: its end frees the NIC
+    # descriptor (RX) / hands to the link (TX))
+    run_release: np.ndarray = None
     comp_cost: np.ndarray = None     # float64[2, n_components, 6]: stage costs summed per component
     bridge_comp: int = 0             # component charged for bridge learn/flood cycles
 
